@@ -1,0 +1,66 @@
+package server
+
+import "fmt"
+
+// A family is one group of commands (core, file system, transfers, HPFI, auth,
+// notifications, network services, gateway …), defined in its own file. It
+// registers itself from that file's init function, so adding a family or a
+// command never touches the dispatcher:
+//
+//	func init() { registerFamily(family{name: "core", commands: coreCommands}) }
+//
+// A family that needs per-server or per-session state declares a struct type for
+// it in its own file and adds one field of that type to Server or session.
+type family struct {
+	name     string
+	commands []command
+	// start runs once when the server is created (optional).
+	start func(*Server) error
+	// stop runs once when the server has shut down (optional).
+	stop func(*Server)
+	// sessionEnd runs when a session ends, on the session's goroutine
+	// (optional): release what the family holds for it.
+	sessionEnd func(*session)
+}
+
+var families []family
+
+func registerFamily(f family) {
+	for _, c := range f.commands {
+		name := upperASCII(c.name)
+		if _, dup := commandTable[name]; dup {
+			panic(fmt.Sprintf("server: command %s registered twice", name))
+		}
+		c := c
+		c.family = f.name
+		commandTable[name] = &c
+	}
+	families = append(families, f)
+}
+
+func (s *Server) startFamilies() error {
+	for _, f := range families {
+		if f.start != nil {
+			if err := f.start(s); err != nil {
+				return fmt.Errorf("start %s: %w", f.name, err)
+			}
+		}
+	}
+	return nil
+}
+
+func (s *Server) stopFamilies() {
+	for i := len(families) - 1; i >= 0; i-- {
+		if f := families[i]; f.stop != nil {
+			f.stop(s)
+		}
+	}
+}
+
+func (sess *session) endFamilies() {
+	for i := len(families) - 1; i >= 0; i-- {
+		if f := families[i]; f.sessionEnd != nil {
+			f.sessionEnd(sess)
+		}
+	}
+}

@@ -1,0 +1,192 @@
+// Package server is the tfd daemon: the TCP listener and accept loop, the
+// per-connection session (handshake, then the command loop), the dispatcher that
+// maps command names to handlers, and the limits and timeouts around them.
+//
+// One goroutine serves one session. Handlers are grouped by family in files
+// (cmd_core.go, fs_*.go, transfer.go, hpfi.go, …); each family contributes a
+// command table and, where it needs them, per-server and per-session state and
+// lifecycle hooks (see family.go).
+package server
+
+import (
+	"context"
+	"crypto/rsa"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tfd-project/tfd/internal/config"
+	"github.com/tfd-project/tfd/tfproto"
+)
+
+// Server serves TFProtocol sessions.
+type Server struct {
+	cfg  *config.Config
+	priv *rsa.PrivateKey
+	log  *slog.Logger
+
+	mu       sync.Mutex
+	sessions map[*session]struct{}
+	ln       net.Listener
+	closing  bool
+	wg       sync.WaitGroup
+	nextID   atomic.Uint64
+	active   atomic.Int64
+}
+
+// New checks cfg and returns a server ready to Serve. cfg.DBDir must exist and
+// cfg.PrivKeyPEM must hold the RSA-2048 private key.
+func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	priv, err := tfproto.ParsePrivateKeyPEM(cfg.PrivKeyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("server private key: %w", err)
+	}
+	if priv.N.BitLen() != 2048 {
+		return nil, fmt.Errorf("server private key is %d bits; TFProtocol needs RSA-2048", priv.N.BitLen())
+	}
+	st, err := os.Stat(cfg.DBDir)
+	if err != nil {
+		return nil, fmt.Errorf("dbdir: %w", err)
+	}
+	if !st.IsDir() {
+		return nil, fmt.Errorf("dbdir %s is not a directory", cfg.DBDir)
+	}
+	s := &Server{cfg: cfg, priv: priv, log: log, sessions: make(map[*session]struct{})}
+	if err := s.startFamilies(); err != nil {
+		s.stopFamilies()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Config returns the server's configuration.
+func (s *Server) Config() *config.Config { return s.cfg }
+
+// ActiveSessions returns the number of open sessions.
+func (s *Server) ActiveSessions() int { return int(s.active.Load()) }
+
+// Addr returns the listener's address once Serve has started, else nil.
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
+
+// ListenAndServe listens on the configured address and serves until ctx ends.
+func (s *Server) ListenAndServe(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.cfg.ListenAddr())
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve accepts sessions on ln until ctx ends, then shuts down gracefully: it
+// stops accepting, lets open sessions finish for up to cfg.ShutdownTimeout, then
+// closes the rest. It returns nil after a shutdown caused by ctx.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		ln.Close()
+		return errors.New("server: already shut down")
+	}
+	s.ln = ln
+	s.mu.Unlock()
+	s.log.Info("listening", "addr", ln.Addr().String(), "proto", s.cfg.Proto, "dbdir", s.cfg.DBDir)
+
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+
+	var delay time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				s.shutdown()
+				return nil
+			}
+			if isTemporary(err) {
+				// Back off like net/http: 5 ms doubling to 1 s.
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept error; retrying", "err", err, "delay", delay)
+				select {
+				case <-time.After(delay):
+				case <-ctx.Done():
+				}
+				continue
+			}
+			s.shutdown()
+			return fmt.Errorf("accept: %w", err)
+		}
+		delay = 0
+		s.startSession(ctx, nc)
+	}
+}
+
+func isTemporary(err error) bool {
+	var ne interface{ Temporary() bool }
+	if errors.As(err, &ne) && ne.Temporary() {
+		return true
+	}
+	return errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, errTooManyFiles())
+}
+
+func (s *Server) startSession(ctx context.Context, nc net.Conn) {
+	id := s.nextID.Add(1)
+	sess := newSession(s, nc, id)
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		nc.Close()
+		return
+	}
+	s.sessions[sess] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	s.active.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer func() {
+			s.mu.Lock()
+			delete(s.sessions, sess)
+			s.mu.Unlock()
+			s.active.Add(-1)
+		}()
+		sess.serve(ctx)
+	}()
+}
+
+// shutdown waits for sessions up to the shutdown timeout, then closes the rest.
+func (s *Server) shutdown() {
+	s.mu.Lock()
+	s.closing = true
+	n := len(s.sessions)
+	s.mu.Unlock()
+	s.log.Info("shutting down", "sessions", n, "timeout", s.cfg.ShutdownTimeout)
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(s.cfg.ShutdownTimeout):
+		s.mu.Lock()
+		for sess := range s.sessions {
+			sess.conn.Close()
+		}
+		s.mu.Unlock()
+		<-done
+	}
+	s.stopFamilies()
+	s.log.Info("stopped")
+}

@@ -1,0 +1,234 @@
+package server
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"time"
+
+	"github.com/tfd-project/tfd/internal/vfs"
+	"github.com/tfd-project/tfd/tfproto"
+)
+
+// session is one client connection.
+type session struct {
+	srv   *Server
+	id    uint64
+	nc    net.Conn
+	conn  *tfproto.Conn
+	log   *slog.Logger
+	start time.Time
+
+	// fs is the session's jailed root: the dbdir, or the INJAIL directory.
+	fs *vfs.FS
+	// loggedIn is true once LOGIN succeeded, or from the handshake on in
+	// single-user mode.
+	loggedIn bool
+	// jailed is true once INJAIL succeeded.
+	jailed bool
+	// prockey is this session's unique key (PROCKEY), made on first use.
+	prockey string
+}
+
+func newSession(srv *Server, nc net.Conn, id uint64) *session {
+	s := &session{srv: srv, id: id, nc: nc, conn: tfproto.NewConn(nc), start: time.Now()}
+	s.log = srv.log.With("session", id, "remote", nc.RemoteAddr().String())
+	return s
+}
+
+// serve runs the session to its end and releases everything it holds.
+func (s *session) serve(ctx context.Context) {
+	s.log.Info("session start")
+	reason := "closed"
+	defer func() {
+		if r := recover(); r != nil {
+			// A handler bug must cost this session only, never the process.
+			reason = fmt.Sprintf("panic: %v", r)
+			s.log.Error("session panic", "panic", r)
+		}
+		s.endFamilies()
+		if s.fs != nil {
+			s.fs.Close()
+		}
+		s.conn.Close()
+		rx, tx := s.conn.Counters()
+		s.log.Info("session end", "reason", reason, "duration", time.Since(s.start).Round(time.Millisecond), "rx_bytes", rx, "tx_bytes", tx)
+	}()
+	if quick := tuneConn(s.nc); quick != nil {
+		s.conn.AfterRead = quick
+	}
+	if err := s.handshake(); err != nil {
+		reason = "handshake: " + err.Error()
+		return
+	}
+	err := s.commandLoop(ctx)
+	switch {
+	case errors.Is(err, errEnd):
+		reason = "END"
+	case errors.Is(err, io.EOF):
+		reason = "client closed"
+	case err != nil:
+		reason = err.Error()
+	}
+}
+
+// handshake runs the server side of WIRE.md §2 under the handshake deadline.
+// Every failure is answered with its FAILED line (plain before the cipher,
+// enciphered after it) and ends the session.
+func (s *session) handshake() error {
+	cfg := s.srv.cfg
+	if cfg.HandshakeTimeout > 0 {
+		s.nc.SetDeadline(time.Now().Add(cfg.HandshakeTimeout))
+		defer s.nc.SetDeadline(time.Time{})
+	}
+	if lim := cfg.MaxSessions; lim > 0 && s.srv.ActiveSessions() > lim {
+		// Read nothing: say why at once, as a plain status line the client's
+		// version check can show, then close.
+		s.conn.WriteFrameString(tfproto.FailedLine(tfproto.CodeMemory, "Too many sessions, try again later."))
+		return errors.New("session limit reached")
+	}
+	ver, err := s.conn.ReadFrame(tfproto.MaxFrame)
+	if err != nil {
+		return fmt.Errorf("read version: %w", err)
+	}
+	if cString(ver) != cfg.Proto {
+		s.conn.WriteFrameString(tfproto.CodeIncompatibleProto.Line())
+		return fmt.Errorf("protocol version %q does not match", truncate(cString(ver), 40))
+	}
+	if err := s.conn.WriteFrameString(tfproto.OK); err != nil {
+		return err
+	}
+	body, err := s.conn.ReadFrame(tfproto.MaxFrame)
+	if err != nil {
+		return fmt.Errorf("read session key: %w", err)
+	}
+	key, err := tfproto.DecryptSessionKey(s.srv.priv, body)
+	if err != nil {
+		s.conn.WriteFrameString(tfproto.CodeBadRSA.Line())
+		return err
+	}
+	if err := s.conn.WriteFrameString(tfproto.OK); err != nil {
+		return err
+	}
+	s.conn.SetCiphers(tfproto.NewCipher(key), tfproto.NewCipher(key))
+	hash, err := s.conn.ReadFrame(tfproto.MaxFrame)
+	if err != nil {
+		return fmt.Errorf("read hash: %w", err)
+	}
+	if subtle.ConstantTimeCompare([]byte(cString(hash)), []byte(cfg.Hash)) != 1 {
+		s.conn.WriteFrameString(tfproto.CodeInvalidHash.Line())
+		return errors.New("invalid hash")
+	}
+	fs, err := vfs.Open(cfg.DBDir)
+	if err != nil {
+		s.conn.WriteFrameString(tfproto.CodeAccessDenied.Line())
+		return err
+	}
+	s.fs = fs
+	s.loggedIn = !cfg.MultiUser()
+	return s.conn.WriteFrameString(tfproto.OK)
+}
+
+// cString returns b up to its first NUL: the reference compares the version
+// and the hash as C strings, so a trailing NUL is tolerated.
+func cString(b []byte) string {
+	for i, c := range b {
+		if c == 0 {
+			return string(b[:i])
+		}
+	}
+	return string(b)
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
+// commandLoop reads and runs commands until the client ends the session, the
+// connection fails or ctx ends (then the loop stops after the current command).
+func (s *session) commandLoop(ctx context.Context) error {
+	idle := s.srv.cfg.IdleTimeout
+	stop := context.AfterFunc(ctx, func() {
+		// Wake a session blocked waiting for its next command; one that is
+		// running a command finishes it first (see shutdown).
+		s.nc.SetReadDeadline(time.Now())
+	})
+	defer stop()
+	for {
+		if ctx.Err() != nil {
+			return errors.New("server shutting down")
+		}
+		if idle > 0 {
+			s.nc.SetReadDeadline(time.Now().Add(idle))
+		}
+		body, err := s.conn.ReadFrame(tfproto.MaxFrame)
+		if err != nil {
+			if ctx.Err() != nil {
+				return errors.New("server shutting down")
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return errors.New("idle timeout")
+			}
+			return err
+		}
+		if idle > 0 {
+			s.nc.SetReadDeadline(time.Time{})
+		}
+		if err := s.dispatch(body); err != nil {
+			return err
+		}
+	}
+}
+
+// dispatch runs one command body.
+func (s *session) dispatch(body []byte) error {
+	name, args := parseCommand(body)
+	cmd := commandTable[name]
+	if code, ok := s.gate(cmd); !ok {
+		return s.fail(code)
+	}
+	if cmd == nil {
+		return s.unknown()
+	}
+	return cmd.run(s, args)
+}
+
+// gate applies WIRE.md §4.2: before LOGIN only preLogin commands run (an unknown
+// command gets 38 too); with injail configured, a logged-in session that is not
+// jailed yet may only run preJail commands.
+func (s *session) gate(cmd *command) (tfproto.Code, bool) {
+	var acc access
+	if cmd != nil {
+		acc = cmd.access
+	}
+	if !s.loggedIn && acc&preLogin == 0 {
+		return tfproto.CodeBeforeLogin, false
+	}
+	if s.loggedIn && s.srv.cfg.InJail && !s.jailed && acc&preJail == 0 {
+		return tfproto.CodeBeforeInjail, false
+	}
+	return 0, true
+}
+
+// Replies. Every reply is one framed message in one write.
+
+//lint:ignore U1000 the file-command families reply a bare OK
+func (s *session) ok() error { return s.conn.WriteFrameString(tfproto.OK) }
+
+func (s *session) okText(text string) error {
+	return s.conn.WriteFrameString(tfproto.OK + " " + text)
+}
+
+func (s *session) fail(code tfproto.Code) error {
+	return s.conn.WriteFrameString(code.Line())
+}
+
+func (s *session) unknown() error { return s.conn.WriteFrameString(tfproto.Unknown) }

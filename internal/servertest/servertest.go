@@ -1,0 +1,186 @@
+// Package servertest starts real tfd servers on 127.0.0.1:0 for tests, and dials
+// them with the real Go client over TCP.
+package servertest
+
+import (
+	"context"
+	"crypto/rsa"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tfd-project/tfd/client"
+	"github.com/tfd-project/tfd/internal/config"
+	"github.com/tfd-project/tfd/internal/server"
+	"github.com/tfd-project/tfd/tfproto"
+)
+
+var (
+	keyOnce sync.Once
+	key     *rsa.PrivateKey
+	keyErr  error
+)
+
+// Key returns an RSA-2048 key made once per test process.
+func Key(t testing.TB) *rsa.PrivateKey {
+	t.Helper()
+	keyOnce.Do(func() { key, keyErr = tfproto.GenerateKey() })
+	if keyErr != nil {
+		t.Fatal(keyErr)
+	}
+	return key
+}
+
+// Server is a running test server.
+type Server struct {
+	// Addr is the TCP address, "127.0.0.1:port".
+	Addr string
+	// Root is the dbdir, a fresh temporary directory.
+	Root string
+	// Config is the server's configuration.
+	Config *config.Config
+	// Srv is the server itself.
+	Srv *server.Server
+	// PublicKeyPEM is the server's public key.
+	PublicKeyPEM []byte
+
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// Start runs a server on 127.0.0.1:0 with a fresh dbdir, proto "0.0" and hash
+// "testhash", after applying the given changes to its config. The server stops
+// when the test ends.
+func Start(t testing.TB, changes ...func(*config.Config)) *Server {
+	t.Helper()
+	k := Key(t)
+	cfg := config.Default()
+	cfg.DBDir = filepath.Join(t.TempDir(), "root")
+	if err := os.Mkdir(cfg.DBDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg.PrivKeyPEM = tfproto.MarshalPrivateKeyPEM(k)
+	pub, err := tfproto.MarshalPublicKeyPEM(&k.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.PubKeyPEM = pub
+	cfg.ShutdownTimeout = 2 * time.Second
+	for _, ch := range changes {
+		ch(cfg)
+	}
+	var log *slog.Logger
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	srv, err := server.New(cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{Addr: ln.Addr().String(), Root: cfg.DBDir, Config: cfg, Srv: srv, PublicKeyPEM: pub, cancel: cancel, done: make(chan error, 1)}
+	go func() { s.done <- srv.Serve(ctx, ln) }()
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// Stop shuts the server down and waits for it. It is safe to call twice.
+func (s *Server) Stop() {
+	s.cancel()
+	if s.done != nil {
+		<-s.done
+		s.done = nil
+	}
+}
+
+// Options returns client options for this server.
+func (s *Server) Options() client.Options {
+	return client.Options{Proto: s.Config.Proto, Hash: s.Config.Hash, PublicKeyPEM: s.PublicKeyPEM}
+}
+
+// Dial connects a client and closes it when the test ends.
+func (s *Server) Dial(t testing.TB) *client.Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, s.Addr, s.Options())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// Context returns a context for one test step, cancelled when the test ends or
+// after 30 seconds.
+func Context(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// DialRaw opens a TCP connection to the server without any handshake, for tests
+// that send hand-made bytes. It is closed when the test ends.
+func (s *Server) DialRaw(t testing.TB) *tfproto.Conn {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", s.Addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.SetDeadline(time.Now().Add(30 * time.Second))
+	t.Cleanup(func() { nc.Close() })
+	return tfproto.NewConn(nc)
+}
+
+// DialHandshake opens a connection and completes the handshake with a fresh
+// 32-byte session key, returning the enciphered Conn for raw protocol tests.
+func (s *Server) DialHandshake(t testing.TB) *tfproto.Conn {
+	t.Helper()
+	c := s.DialRaw(t)
+	key, err := tfproto.NewSessionKey(nil, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tfproto.ClientHandshake(c, s.Config.Proto, s.Config.Hash, &Key(t).PublicKey, key); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// Command sends one framed command on a handshaken raw Conn and returns the
+// framed reply body as a string.
+func Command(t testing.TB, c *tfproto.Conn, line string) string {
+	t.Helper()
+	if err := c.WriteFrameString(line); err != nil {
+		t.Fatalf("send %q: %v", line, err)
+	}
+	body, err := c.ReadFrame(0)
+	if err != nil {
+		t.Fatalf("reply to %q: %v", line, err)
+	}
+	return string(body)
+}
+
+// ExpectClosed fails the test unless the server closes c (EOF or reset) within
+// the connection's deadline, after any bytes already in flight.
+func ExpectClosed(t testing.TB, c *tfproto.Conn) {
+	t.Helper()
+	buf := make([]byte, 4096)
+	for {
+		_, err := c.NetConn().Read(buf)
+		if err != nil {
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				t.Fatal("server did not close the connection")
+			}
+			return
+		}
+	}
+}
