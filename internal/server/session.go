@@ -33,6 +33,8 @@ type session struct {
 	jailed bool
 	// prockey is this session's unique key (PROCKEY), made on first use.
 	prockey string
+	// lockName is the LOCK file name ("" = locking off).
+	lockName string //lint:ignore U1000 set by LOCK (fs family)
 }
 
 func newSession(srv *Server, nc net.Conn, id uint64) *session {

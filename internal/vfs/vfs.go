@@ -120,3 +120,11 @@ func (f *FS) FreeSpace() (uint64, error) {
 	}
 	return st.Bavail * uint64(st.Bsize), nil
 }
+
+// StagingPrefix starts the name of a file a transfer is still writing (when an
+// unnamed O_TMPFILE cannot be used). Listings and X-commands never show such
+// names, and clients cannot create them.
+const StagingPrefix = ".tfd-staging-"
+
+// IsStagingName reports whether a base name is a staging file's.
+func IsStagingName(name string) bool { return strings.HasPrefix(name, StagingPrefix) }
