@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/tfd-project/tfd/internal/config"
+	"github.com/tfd-project/tfd/internal/gateway"
+	"github.com/tfd-project/tfd/internal/tlb"
 	"github.com/tfd-project/tfd/tfproto"
 )
 
@@ -37,11 +39,27 @@ type Server struct {
 	wg       sync.WaitGroup
 	nextID   atomic.Uint64
 	active   atomic.Int64
+
+	// The relay fabric and the TLB pool: single-node implementations by
+	// default, replaced by the cluster's through Options.
+	bus     gateway.Bus
+	tlbPool tlb.Pool
 }
+
+// Option changes how a Server is built.
+type Option func(*Server)
+
+// WithBus makes the gateway deliver through b (the cluster's NATS bus) instead
+// of the in-process bus.
+func WithBus(b gateway.Bus) Option { return func(s *Server) { s.bus = b } }
+
+// WithTLBPool makes TLB and UDP_TLB answer from p (the cluster's least-loaded
+// pool) instead of the configured tlb file.
+func WithTLBPool(p tlb.Pool) Option { return func(s *Server) { s.tlbPool = p } }
 
 // New checks cfg and returns a server ready to Serve. cfg.DBDir must exist and
 // cfg.PrivKeyPEM must hold the RSA-2048 private key.
-func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
+func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -60,12 +78,22 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		return nil, fmt.Errorf("dbdir %s is not a directory", cfg.DBDir)
 	}
 	s := &Server{cfg: cfg, priv: priv, log: log, sessions: make(map[*session]struct{})}
+	for _, o := range opts {
+		o(s)
+	}
 	if err := s.startFamilies(); err != nil {
 		s.stopFamilies()
 		return nil, err
 	}
 	return s, nil
 }
+
+// Bus returns the gateway's relay fabric (nil until the gateway family sets a
+// default).
+func (s *Server) Bus() gateway.Bus { return s.bus }
+
+// TLBPool returns the pool TLB and UDP_TLB answer from (nil = empty).
+func (s *Server) TLBPool() tlb.Pool { return s.tlbPool }
 
 // Config returns the server's configuration.
 func (s *Server) Config() *config.Config { return s.cfg }

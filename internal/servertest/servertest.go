@@ -57,6 +57,12 @@ type Server struct {
 // when the test ends.
 func Start(t testing.TB, changes ...func(*config.Config)) *Server {
 	t.Helper()
+	return StartOpts(t, nil, changes...)
+}
+
+// StartOpts is Start with server options (a cluster bus or TLB pool).
+func StartOpts(t testing.TB, opts []server.Option, changes ...func(*config.Config)) *Server {
+	t.Helper()
 	k := Key(t)
 	cfg := config.Default()
 	cfg.DBDir = filepath.Join(t.TempDir(), "root")
@@ -77,7 +83,7 @@ func Start(t testing.TB, changes ...func(*config.Config)) *Server {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	srv, err := server.New(cfg, log)
+	srv, err := server.New(cfg, log, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
