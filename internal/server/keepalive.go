@@ -6,6 +6,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
@@ -88,7 +89,7 @@ func (k keepalive) apply(fd int) error {
 
 // keepaliveProbe, when set (tests), is called after KEEPALIVE with the options
 // read back from the socket.
-var keepaliveProbe func(sockKeepalive)
+var keepaliveProbe atomic.Pointer[func(sockKeepalive)]
 
 // sockKeepalive is the keepalive state of a socket as the kernel reports it.
 type sockKeepalive struct {
@@ -134,9 +135,9 @@ func cmdKeepalive(s *session, args string) error {
 		if aerr != nil {
 			keepalive{}.apply(int(fd))
 		}
-		if keepaliveProbe != nil {
+		if probe := keepaliveProbe.Load(); probe != nil {
 			if got, err := readKeepalive(int(fd)); err == nil {
-				keepaliveProbe(got)
+				(*probe)(got)
 			}
 		}
 	})

@@ -10,6 +10,7 @@ import (
 	"path"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -38,9 +39,9 @@ var (
 	errTargetIsDir  = errors.New("staging: target is a directory")
 )
 
-// writeStaged writes to a staging file; tests replace it to simulate a full
-// disk.
-var writeStaged = func(f *os.File, b []byte) (int, error) { return f.Write(b) }
+// writeStagedHook, when set (tests), replaces the write to a staging file, to
+// simulate a full disk.
+var writeStagedHook atomic.Pointer[func(f *os.File, b []byte) (int, error)]
 
 // staged is file data written for a target that is not published yet.
 type staged struct {
@@ -111,7 +112,13 @@ var linkByFD = sync.OnceValue(func() bool {
 
 // write appends b to the staged data.
 func (st *staged) write(b []byte) error {
-	n, err := writeStaged(st.f, b)
+	var n int
+	var err error
+	if h := writeStagedHook.Load(); h != nil {
+		n, err = (*h)(st.f, b)
+	} else {
+		n, err = st.f.Write(b)
+	}
 	st.size += int64(n)
 	if err != nil {
 		return fmt.Errorf("staging write: %w", err)
@@ -144,10 +151,10 @@ func (st *staged) publish(overwrite bool) (err error) {
 	var old unix.Stat_t
 	if e := unix.Fstatat(dfd, st.base, &old, unix.AT_SYMLINK_NOFOLLOW); e == nil {
 		switch {
-		case old.Mode&unix.S_IFMT == unix.S_IFDIR:
-			return errTargetIsDir
 		case !overwrite:
 			return errTargetExists
+		case old.Mode&unix.S_IFMT == unix.S_IFDIR:
+			return errTargetIsDir
 		case old.Mode&unix.S_IFMT == unix.S_IFREG:
 			unix.Fchmod(int(st.f.Fd()), old.Mode&0o7777)
 		}

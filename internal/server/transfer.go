@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"syscall"
+	"time"
 
 	"github.com/tfd-project/tfd/internal/vfs"
 	"github.com/tfd-project/tfd/tfproto"
@@ -94,6 +95,7 @@ func cmdSndFile(s *session, args string) error {
 	if code, ok := s.checkTarget(rel, overwrite); !ok {
 		return s.fail(code)
 	}
+	start := time.Now()
 	st, err := s.stage(rel)
 	if err != nil {
 		s.log.Debug("sndfile stage", "path", rel, "err", err)
@@ -117,6 +119,7 @@ func cmdSndFile(s *session, args string) error {
 			if err := st.publish(overwrite); err != nil {
 				return s.failPublish(rel, err)
 			}
+			s.srv.metrics.Transfer("SNDFILE", time.Since(start), st.size)
 			return s.ok()
 		case !hasSP:
 			return fmt.Errorf("SNDFILE: %w: chunk message without a space", errProtocol)
@@ -210,7 +213,10 @@ func cutSP(s string) (before, after string, ok bool) {
 func cmdSup(s *session, args string) error {
 	var st *staged
 	failed := false
+	start := time.Now()
 	if rel, ok := s.resolve(args); !ok {
+		failed = true
+	} else if _, ok := s.checkTarget(rel, true); !ok {
 		failed = true
 	} else if st2, err := s.stage(rel); err != nil {
 		s.log.Debug("sup stage", "path", rel, "err", err)
@@ -236,6 +242,7 @@ func cmdSup(s *session, args string) error {
 				s.log.Warn("sup publish", "err", err)
 				return s.conn.WriteInt32(rawFailed)
 			}
+			s.srv.metrics.Transfer("SUP", time.Since(start), st.size)
 			return s.conn.WriteInt32(rawEOF)
 		case n > tfproto.MaxFrame:
 			return fmt.Errorf("SUP: %w: chunk of %d bytes", errProtocol, n)
@@ -268,6 +275,8 @@ func cmdSdown(s *session, args string) error {
 		return s.conn.WriteInt32(rawFailed)
 	}
 	defer f.Close()
+	start := time.Now()
+	var sent int64
 	bp := tfproto.GetBuffer()
 	defer tfproto.PutBuffer(bp)
 	buf := (*bp)[:tfproto.MaxFrame]
@@ -277,10 +286,12 @@ func cmdSdown(s *session, args string) error {
 			if werr := s.conn.WriteFields(tfproto.Int32Field(int32(n)), buf[:n]); werr != nil {
 				return werr
 			}
+			sent += int64(n)
 		}
 		switch {
 		case err == nil:
 		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+			s.srv.metrics.Transfer("SDOWN", time.Since(start), sent)
 			return s.conn.WriteInt32(rawEOF)
 		default:
 			s.log.Warn("sdown read", "path", rel, "err", err)
