@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/tfd-project/tfd/tfproto"
 )
@@ -25,6 +26,9 @@ const (
 // nigmaKeyLen parses NIGMA's argument: a plain decimal number in range, or
 // false.
 func nigmaKeyLen(args string) (int, bool) {
+	if args == "" || len(args) > 4 || strings.Trim(args, "0123456789") != "" {
+		return 0, false
+	}
 	n, err := strconv.Atoi(args)
 	if err != nil || n < nigmaMinKey || n > nigmaMaxKey || n%4 != 0 {
 		return 0, false
@@ -40,8 +44,8 @@ func nigmaKeyLen(args string) (int, bool) {
 // switch is safe because only this goroutine reads, and the client cannot send
 // under the new key before it has the key.
 //
-// Decision: the argument must be plain decimal (no sign, spaces or trailing
-// bytes); anything else, like a bad length, answers FAILED 46.
+// Decision: the argument must be plain decimal digits (no sign, spaces or
+// trailing bytes); anything else, like a bad length, answers FAILED 46.
 func cmdNigma(s *session, args string) error {
 	n, ok := nigmaKeyLen(args)
 	if !ok {
