@@ -29,3 +29,10 @@ func ProbeKeepalive(f func(SockKeepalive)) (restore func()) {
 	old := keepaliveProbe.Swap(&f)
 	return func() { keepaliveProbe.Store(old) }
 }
+
+// ForceNamedStaging makes transfers stage under a hidden name instead of an
+// unnamed O_TMPFILE, as on filesystems without O_TMPFILE (tests only).
+func ForceNamedStaging(on bool) (restore func()) {
+	old := namedStagingOnly.Swap(on)
+	return func() { namedStagingOnly.Store(old) }
+}

@@ -67,7 +67,7 @@ func (s *session) stage(rel string) (*staged, error) {
 	}
 	st := &staged{dir: dir, base: base}
 	dfd := int(dir.Fd())
-	if linkByFD() {
+	if linkByFD() && !namedStagingOnly.Load() {
 		fd, err := unix.Openat(dfd, ".", unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
 		if err == nil {
 			st.f = os.NewFile(uintptr(fd), "staging")
@@ -102,6 +102,9 @@ func stagingName() string {
 	rand.Read(b[:])
 	return vfs.StagingPrefix + hex.EncodeToString(b[:])
 }
+
+// namedStagingOnly makes stage skip O_TMPFILE (tests of the fallback).
+var namedStagingOnly atomic.Bool
 
 // linkByFD reports whether an unnamed file can be given a name through
 // /proc/self/fd (checked once).

@@ -106,6 +106,7 @@ func cmdSndFile(s *session, args string) error {
 		if err := s.conn.WriteFrameString(tfproto.Cont); err != nil {
 			return err
 		}
+		s.armIdle()
 		body, err := s.conn.ReadFrame(tfproto.MaxFrame)
 		if err != nil {
 			return err
@@ -193,6 +194,16 @@ func (s *session) failPublish(rel string, err error) error {
 	return s.failErr(err, tfproto.CodeTransferAPI)
 }
 
+// armIdle bounds the wait for the client's next transfer message by the idle
+// timeout, as between commands: a client that stalls mid-upload is dropped and
+// its staged data discarded. (The command loop re-arms the deadline before the
+// next command.)
+func (s *session) armIdle() {
+	if idle := s.srv.cfg.IdleTimeout; idle > 0 {
+		s.nc.SetReadDeadline(time.Now().Add(idle))
+	}
+}
+
 // cutSP splits at the first SP; ok is false when there is none.
 func cutSP(s string) (before, after string, ok bool) {
 	for i := 0; i < len(s); i++ {
@@ -226,6 +237,7 @@ func cmdSup(s *session, args string) error {
 		defer st.abort()
 	}
 	for {
+		s.armIdle()
 		n, err := s.conn.ReadInt32()
 		if err != nil {
 			return err

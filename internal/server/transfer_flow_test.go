@@ -16,8 +16,10 @@ import (
 	"time"
 
 	"github.com/tfd-project/tfd/client"
+	"github.com/tfd-project/tfd/internal/config"
 	"github.com/tfd-project/tfd/internal/server"
 	"github.com/tfd-project/tfd/internal/servertest"
+	"github.com/tfd-project/tfd/internal/vfs"
 	"github.com/tfd-project/tfd/tfproto"
 )
 
@@ -57,6 +59,42 @@ func waitSessions(t *testing.T, srv *servertest.Server, n int) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// bothStagings runs f with unnamed O_TMPFILE staging and with the named
+// fallback.
+func bothStagings(t *testing.T, f func(t *testing.T)) {
+	for _, named := range []bool{false, true} {
+		name := "tmpfile"
+		if named {
+			name = "named"
+		}
+		t.Run(name, func(t *testing.T) {
+			defer server.ForceNamedStaging(named)()
+			f(t)
+		})
+	}
+}
+
+// stagingFiles is the number of named staging files a transfer in progress
+// shows on disk in the current subtest's mode.
+func stagingFiles(t *testing.T) int {
+	if strings.HasSuffix(t.Name(), "/named") {
+		return 1
+	}
+	return 0
+}
+
+// visibleNames is dirNames without staging names (which LS never shows).
+func visibleNames(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	for _, n := range dirNames(t, dir) {
+		if !vfs.IsStagingName(n) {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 func readFile(t *testing.T, name string) []byte {
@@ -236,7 +274,9 @@ func TestSndFileStatus(t *testing.T) {
 	}
 }
 
-func TestSndFileWriteErrors(t *testing.T) {
+func TestSndFileWriteErrors(t *testing.T) { bothStagings(t, testSndFileWriteErrors) }
+
+func testSndFileWriteErrors(t *testing.T) {
 	srv := servertest.Start(t)
 	c := srv.Dial(t)
 	ctx := servertest.Context(t)
@@ -286,7 +326,9 @@ func (r *errSource) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-func TestSndFileFlow(t *testing.T) {
+func TestSndFileFlow(t *testing.T) { bothStagings(t, testSndFileFlow) }
+
+func testSndFileFlow(t *testing.T) {
 	srv := servertest.Start(t)
 	root := srv.Root
 	if err := os.WriteFile(filepath.Join(root, "keep"), []byte("keep me"), 0o644); err != nil {
@@ -322,8 +364,11 @@ func TestSndFileFlow(t *testing.T) {
 				t.Fatalf("%q: %q, want %q", step[0], got, step[1])
 			}
 		}
-		if got := dirNames(t, root); !slices.Equal(got, before) {
+		if got := visibleNames(t, root); !slices.Equal(got, before) {
 			t.Fatalf("staging is visible: %v", got)
+		}
+		if n := len(dirNames(t, root)) - len(before); n != stagingFiles(t) {
+			t.Fatalf("%d staging names on disk, want %d", n, stagingFiles(t))
 		}
 		if got := servertest.Command(t, conn, "BREAK"); got != "OK" {
 			t.Fatalf("BREAK: %q", got)
@@ -382,7 +427,9 @@ func TestSndFileFlow(t *testing.T) {
 // TestSndFileAbort: a malformed chunk message closes the connection and a
 // client that disconnects mid-transfer leaves nothing behind; in both cases
 // an existing file is untouched.
-func TestSndFileAbort(t *testing.T) {
+func TestSndFileAbort(t *testing.T) { bothStagings(t, testSndFileAbort) }
+
+func testSndFileAbort(t *testing.T) {
 	srv := servertest.Start(t)
 	root := srv.Root
 	if err := os.WriteFile(filepath.Join(root, "keep"), []byte("keep me"), 0o644); err != nil {
@@ -438,7 +485,9 @@ func supSend(t *testing.T, conn *tfproto.Conn, path string, data []byte, size in
 	}
 }
 
-func TestSup(t *testing.T) {
+func TestSup(t *testing.T) { bothStagings(t, testSup) }
+
+func testSup(t *testing.T) {
 	srv := servertest.Start(t)
 	seedTree(t, srv.Root)
 	root := srv.Root
@@ -536,7 +585,9 @@ func TestSup(t *testing.T) {
 	}
 }
 
-func TestSupAbort(t *testing.T) {
+func TestSupAbort(t *testing.T) { bothStagings(t, testSupAbort) }
+
+func testSupAbort(t *testing.T) {
 	srv := servertest.Start(t)
 	root := srv.Root
 	if err := os.WriteFile(filepath.Join(root, "keep"), []byte("keep me"), 0o644); err != nil {
@@ -630,5 +681,39 @@ func TestSdown(t *testing.T) {
 	var buf bytes.Buffer
 	if _, err := c.Download(ctx, "link-in", &buf); err != nil || buf.String() != "hello world" {
 		t.Fatalf("Download link-in: %q %v", buf.String(), err)
+	}
+}
+
+// A client that stalls mid-transfer is dropped after the idle timeout and its
+// staged data is discarded.
+func TestTransferIdleTimeout(t *testing.T) {
+	srv := servertest.Start(t, func(cfg *config.Config) { cfg.IdleTimeout = 300 * time.Millisecond })
+	root := srv.Root
+	for _, start := range []func(conn *tfproto.Conn) error{
+		func(conn *tfproto.Conn) error {
+			if got := servertest.Command(t, conn, "SNDFILE 1 stalled"); got != "CONT" {
+				t.Fatalf("SNDFILE: %q", got)
+			}
+			if got := servertest.Command(t, conn, "CONT some"); got != "CONT" {
+				t.Fatalf("CONT: %q", got)
+			}
+			return nil
+		},
+		func(conn *tfproto.Conn) error {
+			if err := conn.WriteFrameString("SUP stalled"); err != nil {
+				return err
+			}
+			return conn.WriteFields(tfproto.Int32Field(4), []byte("some"))
+		},
+	} {
+		conn := srv.DialHandshake(t)
+		if err := start(conn); err != nil {
+			t.Fatal(err)
+		}
+		servertest.ExpectClosed(t, conn)
+		waitSessions(t, srv, 0)
+		if got := dirNames(t, root); len(got) != 0 {
+			t.Fatalf("root holds %v", got)
+		}
 	}
 }
