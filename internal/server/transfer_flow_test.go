@@ -436,7 +436,7 @@ func testSndFileAbort(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := dirNames(t, root)
-	for _, last := range []string{"CONT", "", "ok", "break", "DATA", "disconnect"} {
+	for _, last := range []string{"CONT", "", "ok", "break", "DATA", "disconnect", "oversize"} {
 		for _, name := range []string{"keep", "new"} {
 			conn := srv.DialHandshake(t)
 			for _, step := range [][2]string{
@@ -447,9 +447,16 @@ func testSndFileAbort(t *testing.T) {
 					t.Fatalf("%q: %q, want %q", step[0], got, step[1])
 				}
 			}
-			if last == "disconnect" {
+			switch last {
+			case "disconnect":
 				conn.NetConn().Close()
-			} else {
+			case "oversize":
+				// A frame over 524288 bytes: "CONT " and 524284 data bytes.
+				if err := conn.WriteInt32(tfproto.MaxFrame + 1); err != nil {
+					t.Fatal(err)
+				}
+				servertest.ExpectClosed(t, conn)
+			default:
 				if err := conn.WriteFrameString(last); err != nil {
 					t.Fatal(err)
 				}
@@ -682,7 +689,20 @@ func TestSdown(t *testing.T) {
 	if _, err := c.Download(ctx, "link-in", &buf); err != nil || buf.String() != "hello world" {
 		t.Fatalf("Download link-in: %q %v", buf.String(), err)
 	}
+	// A failing destination still drains the stream: the session stays usable.
+	if n, err := c.Download(ctx, "three", failWriter{}); !errors.Is(err, errSinkBroken) || n != int64(len(data)) {
+		t.Fatalf("Download to a failing writer: %d %v", n, err)
+	}
+	if got, err := c.Echo(ctx, "in step"); err != nil || got != "in step" {
+		t.Fatalf("echo after a failed destination: %q %v", got, err)
+	}
 }
+
+var errSinkBroken = errors.New("sink broke")
+
+type failWriter struct{}
+
+func (failWriter) Write([]byte) (int, error) { return 0, errSinkBroken }
 
 // A client that stalls mid-transfer is dropped after the idle timeout and its
 // staged data is discarded.
