@@ -219,8 +219,10 @@ func cutSP(s string) (before, after string, ok bool) {
 // (end: the server answers hdr32(0) on success or hdr32(-1)) or a negative
 // header (cancel: staged data discarded, no answer). After any failure the
 // server keeps reading and discarding until the client's end. The file is
-// published atomically, replacing an existing file. A chunk header above 524288
-// is a protocol error and closes the connection.
+// published atomically, replacing an existing file (the target checks are
+// SNDFILE's with overwrite: a directory, FIFO, device or escaping symlink
+// fails). Locks are ignored. A chunk header above 524288 is a protocol error
+// and closes the connection.
 func cmdSup(s *session, args string) error {
 	var st *staged
 	failed := false
