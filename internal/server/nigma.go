@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/tfd-project/tfd/internal/metrics"
 	"github.com/tfd-project/tfd/tfproto"
 )
 
@@ -79,5 +80,6 @@ func cmdNigma(s *session, args string) error {
 		return werr
 	}
 	s.conn.RxCipher().Reset(key)
+	s.result = metrics.ResultOK
 	return nil
 }
