@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/tfd-project/tfd/internal/servertest"
+	"github.com/tfd-project/tfd/tfproto"
 )
 
 // FuzzSndFileMessages drives SNDFILE with arbitrary chunk messages (the input
@@ -81,6 +82,75 @@ func FuzzSndFileMessages(f *testing.F) {
 		}
 		if names := dirNames(t, srv.Root); len(names) > n {
 			t.Fatalf("leftover entries: %v", names)
+		}
+	})
+}
+
+// FuzzSupChunks drives SUP with arbitrary chunk sequences (the input split at
+// 0xFF; a part starting with 'E' ends the upload, 'C' cancels it, 'X' sends an
+// oversized header, anything else is a chunk of that data, empty parts are
+// skipped) against a model of WIRE.md §5.38.
+func FuzzSupChunks(f *testing.F) {
+	for _, s := range []string{"abc\xffE", "abc\xffdef\xffE", "abc\xffC", "E", "C", "abc\xffX", "abc", "", "\xff\xffE"} {
+		f.Add([]byte(s))
+	}
+	srv := servertest.Start(f)
+	n := 0
+	f.Fuzz(func(t *testing.T, in []byte) {
+		parts := bytes.Split(in, []byte{0xff})
+		if len(parts) > 32 {
+			return
+		}
+		n++
+		name := "s" + strconv.Itoa(n)
+		conn := srv.DialHandshake(t)
+		if err := conn.WriteFrameString("SUP " + name); err != nil {
+			t.Fatal(err)
+		}
+		var want []byte
+		published := false
+	loop:
+		for _, p := range parts {
+			switch {
+			case len(p) == 0:
+				continue
+			case p[0] == 'E':
+				if err := conn.WriteInt32(0); err != nil {
+					t.Fatal(err)
+				}
+				if v, err := conn.ReadInt32(); err != nil || v != 0 {
+					t.Fatalf("SUP result %d, %v", v, err)
+				}
+				published = true
+				break loop
+			case p[0] == 'C':
+				if err := conn.WriteInt32(-1); err != nil {
+					t.Fatal(err)
+				}
+				if got := servertest.Command(t, conn, "ECHO in step"); got != "in step" {
+					t.Fatalf("echo after cancel: %q", got)
+				}
+				break loop
+			case p[0] == 'X':
+				if err := conn.WriteInt32(tfproto.MaxFrame + 1); err != nil {
+					t.Fatal(err)
+				}
+				servertest.ExpectClosed(t, conn)
+				break loop
+			}
+			if err := conn.WriteFields(tfproto.Int32Field(int32(len(p))), p); err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, p...)
+		}
+		conn.NetConn().Close()
+		waitSessions(t, srv, 0)
+		got, err := os.ReadFile(filepath.Join(srv.Root, name))
+		switch {
+		case published && (err != nil || !bytes.Equal(got, want)):
+			t.Fatalf("published %q, %v; want %q", got, err, want)
+		case !published && !errors.Is(err, os.ErrNotExist):
+			t.Fatalf("unpublished upload left %q, %v", got, err)
 		}
 	})
 }
