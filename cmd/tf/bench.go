@@ -28,7 +28,8 @@ type figure struct {
 }
 
 func init() {
-	register("bench", verb{usage: "bench MODE [flags] [--json]", summary: "measure a TFProtocol server (modes: tf bench help)",
+	register("bench", verb{examples: `tf bench help`,
+		usage: "bench MODE [flags] [--json]", summary: "measure a TFProtocol server (modes: tf bench help)",
 		run: func(ctx context.Context, e *env, args []string) error {
 			jsonOut := false
 			var rest []string

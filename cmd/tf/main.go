@@ -16,7 +16,6 @@ import (
 	"sort"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/tfd-project/tfd/client"
 	"github.com/tfd-project/tfd/tfproto"
@@ -27,6 +26,10 @@ import (
 type verb struct {
 	usage   string // "VERB ARGS", shown in help
 	summary string
+	// help is the longer description shown by "tf help VERB" (optional).
+	help string
+	// examples are shell lines shown by "tf help VERB", one per line.
+	examples string
 	// run executes the verb. env carries the streams and the connection flags.
 	run func(ctx context.Context, env *env, args []string) error
 }
@@ -35,55 +38,24 @@ var verbs = map[string]verb{}
 
 func register(name string, v verb) { verbs[name] = v }
 
-// env is what a verb gets: its output streams and a way to connect.
+// env is what a verb gets: its streams, the connection settings and a way to
+// connect.
 type env struct {
 	stdout, stderr io.Writer
-	conn           connFlags
-}
-
-// connFlags are the connection settings shared by every verb.
-type connFlags struct {
-	addr, proto, hash, pubkey string
-	timeout                   time.Duration
-}
-
-func (c *connFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.addr, "addr", envOr("TF_ADDR", "127.0.0.1:10345"), "server address (TF_ADDR)")
-	fs.StringVar(&c.proto, "proto", envOr("TF_PROTO", "0.0"), "protocol version string (TF_PROTO)")
-	fs.StringVar(&c.hash, "hash", envOr("TF_HASH", "testhash"), "hash identity (TF_HASH)")
-	fs.StringVar(&c.pubkey, "pubkey", envOr("TF_PUBKEY", "tfdata/keys/public.pem"), "server public key PEM file (TF_PUBKEY)")
-	fs.DurationVar(&c.timeout, "timeout", 30*time.Second, "connect and handshake timeout")
-}
-
-func envOr(name, def string) string {
-	if v, ok := os.LookupEnv(name); ok {
-		return v
-	}
-	return def
-}
-
-// options returns the client options for the connection flags.
-func (c *connFlags) options() (client.Options, error) {
-	pem, err := os.ReadFile(c.pubkey)
-	if err != nil {
-		return client.Options{}, fmt.Errorf("server public key: %w (set --pubkey or TF_PUBKEY)", err)
-	}
-	return client.Options{Proto: c.proto, Hash: c.hash, PublicKeyPEM: pem}, nil
-}
-
-// dial connects with the connection flags.
-func (e *env) dial(ctx context.Context) (*client.Client, error) {
-	opts, err := e.conn.options()
-	if err != nil {
-		return nil, err
-	}
-	dctx, cancel := context.WithTimeout(ctx, e.conn.timeout)
-	defer cancel()
-	return client.Dial(dctx, e.conn.addr, opts)
+	// stdin is the terminal (or nil) for password prompts and "-" sources.
+	stdin *os.File
+	conn  connFlags
+	// quiet turns progress bars off (-q, or stderr is not a terminal).
+	quiet bool
+	// newProgress makes a transfer's progress meter (tests replace it).
+	newProgress func(e *env, desc string, total int64) progress
 }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// The first Ctrl-C asks the verb to stop cleanly (a put keeps what it
+	// sent, for --resume); a second one kills tf at once.
+	context.AfterFunc(ctx, stop)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
@@ -100,17 +72,33 @@ const (
 
 // run executes one tf invocation and returns its exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	e := &env{stdout: stdout, stderr: stderr}
+	return runEnv(ctx, args, stdout, stderr, os.LookupEnv, nil)
+}
+
+// runEnv is run with the environment lookup and the progress-meter factory
+// given (tests pass their own).
+func runEnv(ctx context.Context, args []string, stdout, stderr io.Writer, lookup func(string) (string, bool), newProgress func(*env, string, int64) progress) int {
+	e := &env{stdout: stdout, stderr: stderr, stdin: os.Stdin, newProgress: newProgress}
+	if e.newProgress == nil {
+		e.newProgress = newBar
+	}
+	var g globalFlags
 	global := flag.NewFlagSet("tf", flag.ContinueOnError)
 	global.SetOutput(stderr)
-	e.conn.register(global)
-	global.Usage = func() { usage(stderr, global) }
+	g.register(global)
+	global.Usage = func() { usage(stdout, global) }
 	if err := global.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
 		}
 		return exitUsage
 	}
+	conn, err := g.resolve(global, lookup)
+	if err != nil {
+		return report(stderr, err)
+	}
+	e.conn = conn
+	e.quiet = g.quiet || !isTerminal(stderr)
 	if global.NArg() == 0 {
 		usage(stderr, global)
 		return exitUsage
@@ -119,9 +107,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if name == "help" {
 		if len(rest) == 1 {
 			if v, ok := verbs[rest[0]]; ok {
-				fmt.Fprintf(stdout, "usage: tf [connection flags] %s\n\n%s\n", v.usage, v.summary)
+				verbHelp(stdout, v)
 				return exitOK
 			}
+			fmt.Fprintf(stderr, "tf: unknown verb %q (see tf help)\n", rest[0])
+			return exitUsage
 		}
 		usage(stdout, global)
 		return exitOK
@@ -131,8 +121,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "tf: unknown verb %q (see tf help)\n", name)
 		return exitUsage
 	}
-	err := v.run(ctx, e, rest)
-	return report(stderr, err)
+	if len(rest) == 1 && (rest[0] == "-h" || rest[0] == "--help" || rest[0] == "-help") {
+		verbHelp(stdout, v)
+		return exitOK
+	}
+	return report(stderr, v.run(ctx, e, rest))
 }
 
 // report prints err and maps it to an exit code.
@@ -153,6 +146,9 @@ func report(stderr io.Writer, err error) int {
 		return exitUnknown
 	case errors.Is(err, flag.ErrHelp):
 		return exitOK
+	case errors.Is(err, errInterrupted), errors.Is(err, context.Canceled):
+		fmt.Fprintln(stderr, "tf:", err)
+		return exitError
 	}
 	fmt.Fprintln(stderr, "tf:", err)
 	return exitError
@@ -164,19 +160,46 @@ type usageError string
 func (u usageError) Error() string { return string(u) }
 
 func usage(w io.Writer, global *flag.FlagSet) {
-	fmt.Fprintln(w, "usage: tf [connection flags] VERB [args]\n\nverbs:")
+	fmt.Fprintln(w, `tf is the command-line client for TFProtocol servers (tfd).
+
+usage: tf [connection flags] VERB [args]
+       tf help VERB          a verb's flags and examples
+
+verbs:`)
 	names := make([]string, 0, len(verbs))
 	for n := range verbs {
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(w, "  %-28s %s\n", verbs[n].usage, verbs[n].summary)
+		fmt.Fprintf(w, "  %-30s %s\n", verbs[n].usage, verbs[n].summary)
 	}
-	fmt.Fprintln(w, "\nconnection flags:")
+	fmt.Fprintln(w, "\nconnection flags (precedence: flag > environment > profile > default):")
 	global.SetOutput(w)
 	global.PrintDefaults()
-	fmt.Fprintln(w, "\nExit codes: 0 ok, 1 FAILED (code and text on stderr), 2 usage, 3 connection or local error, 4 UNKNOWN.")
+	fmt.Fprintln(w, `
+Connection flags go before the verb. Remote paths are relative to the server's
+data root. Exit codes: 0 ok, 1 the server answered FAILED (its line on stderr),
+2 usage, 3 connection, protocol or local error, 4 the server answered UNKNOWN.
+
+examples:
+  tf put report.pdf docs/report.pdf      upload (tf get for the way back)
+  tf ls -R docs                          list a tree
+  TF_ADDR=files:10345 tf df              bytes free on another server`)
+}
+
+// verbHelp prints one verb's usage, description and examples.
+func verbHelp(w io.Writer, v verb) {
+	fmt.Fprintf(w, "usage: tf [connection flags] %s\n\n%s\n", v.usage, v.summary)
+	if v.help != "" {
+		fmt.Fprintf(w, "\n%s\n", v.help)
+	}
+	if v.examples != "" {
+		fmt.Fprintln(w, "\nexamples:")
+		for _, l := range strings.Split(v.examples, "\n") {
+			fmt.Fprintf(w, "  %s\n", l)
+		}
+	}
 }
 
 // withClient dials, runs f, and closes the session.
@@ -190,7 +213,9 @@ func withClient(ctx context.Context, e *env, f func(c *client.Client) error) err
 }
 
 func init() {
-	register("raw", verb{usage: "raw COMMAND [ARGS...]", summary: "send one protocol command line and print the reply (e.g. tf raw DATEF)",
+	register("raw", verb{examples: `tf raw DATEF
+tf raw "FSTAT docs/report.pdf"`,
+		usage: "raw COMMAND [ARGS...]", summary: "send one protocol command line and print the reply (e.g. tf raw DATEF)",
 		run: func(ctx context.Context, e *env, args []string) error {
 			if len(args) == 0 {
 				return usageError("raw needs a command, e.g. tf raw ECHO hello")
@@ -207,7 +232,8 @@ func init() {
 				return err
 			})
 		}})
-	register("date", verb{usage: "date", summary: "print the server's UTC date (DATEF)",
+	register("date", verb{examples: `tf date`,
+		usage: "date", summary: "print the server's UTC date (DATEF)",
 		run: func(ctx context.Context, e *env, args []string) error {
 			return withClient(ctx, e, func(c *client.Client) error {
 				d, err := c.DateF(ctx)
@@ -217,7 +243,9 @@ func init() {
 				return err
 			})
 		}})
-	register("df", verb{usage: "df", summary: "print the bytes free on the server's data partition (FREESP)",
+	register("df", verb{examples: `tf df
+tf df | numfmt --to=iec`,
+		usage: "df", summary: "print the bytes free on the server's data partition (FREESP)",
 		run: func(ctx context.Context, e *env, args []string) error {
 			return withClient(ctx, e, func(c *client.Client) error {
 				n, err := c.FreeSpace(ctx)
@@ -227,7 +255,8 @@ func init() {
 				return err
 			})
 		}})
-	register("echo", verb{usage: "echo TEXT...", summary: "send ECHO and print the reply",
+	register("echo", verb{examples: `tf echo hello world`,
+		usage: "echo TEXT...", summary: "send ECHO and print the reply",
 		run: func(ctx context.Context, e *env, args []string) error {
 			return withClient(ctx, e, func(c *client.Client) error {
 				s, err := c.Echo(ctx, strings.Join(args, " "))

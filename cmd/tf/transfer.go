@@ -13,7 +13,10 @@ import (
 
 // Transfer verbs: sndfile, sup, sdown, sha256, fsize.
 func init() {
-	register("sndfile", verb{usage: "sndfile [-f] LOCAL REMOTE", summary: "send a local file (- = stdin) with SNDFILE; -f overwrites",
+	register("sndfile", verb{examples: `tf sndfile notes.txt notes.txt
+tf sndfile -f notes.txt notes.txt      # overwrite
+tar c dir | tf sndfile - backup/dir.tar`,
+		usage: "sndfile [-f] LOCAL REMOTE", summary: "send a local file (- = stdin) with SNDFILE; -f overwrites",
 		run: func(ctx context.Context, e *env, args []string) error {
 			fs := flag.NewFlagSet("sndfile", flag.ContinueOnError)
 			fs.SetOutput(e.stderr)
@@ -31,7 +34,9 @@ func init() {
 				})
 			})
 		}})
-	register("sup", verb{usage: "sup LOCAL REMOTE", summary: "upload a local file (- = stdin) with SUP, replacing the remote file",
+	register("sup", verb{examples: `tf sup notes.txt notes.txt
+make-report | tf sup - reports/today.txt`,
+		usage: "sup LOCAL REMOTE", summary: "upload a local file (- = stdin) with SUP, replacing the remote file",
 		run: func(ctx context.Context, e *env, args []string) error {
 			if len(args) != 2 {
 				return usageError("sup needs LOCAL and REMOTE")
@@ -43,7 +48,9 @@ func init() {
 				})
 			})
 		}})
-	register("sdown", verb{usage: "sdown REMOTE [LOCAL]", summary: "download a remote file with SDOWN to LOCAL (default stdout)",
+	register("sdown", verb{examples: `tf sdown notes.txt notes.txt
+tf sdown logs/app.log | tail`,
+		usage: "sdown REMOTE [LOCAL]", summary: "download a remote file with SDOWN to LOCAL (default stdout)",
 		run: func(ctx context.Context, e *env, args []string) error {
 			if len(args) < 1 || len(args) > 2 {
 				return usageError("sdown needs REMOTE and an optional LOCAL")
@@ -67,7 +74,9 @@ func init() {
 				return err
 			})
 		}})
-	register("sha256", verb{usage: "sha256 REMOTE", summary: "print the SHA-256 of a remote file",
+	register("sha256", verb{examples: `tf sha256 docs/report.pdf
+[ "$(tf sha256 f)" = "$(sha256sum f | cut -d" " -f1)" ] && echo same`,
+		usage: "sha256 REMOTE", summary: "print the SHA-256 of a remote file",
 		run: func(ctx context.Context, e *env, args []string) error {
 			if len(args) != 1 {
 				return usageError("sha256 needs REMOTE")
@@ -80,7 +89,8 @@ func init() {
 				return err
 			})
 		}})
-	register("fsize", verb{usage: "fsize REMOTE", summary: "print the size of a remote regular file (FSIZE)",
+	register("fsize", verb{examples: `tf fsize docs/report.pdf`,
+		usage: "fsize REMOTE", summary: "print the size of a remote regular file (FSIZE)",
 		run: func(ctx context.Context, e *env, args []string) error {
 			if len(args) != 1 {
 				return usageError("fsize needs REMOTE")
