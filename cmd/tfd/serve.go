@@ -262,7 +262,52 @@ func serve(args []string) error {
 	if host, _, _ := net.SplitHostPort(cfg.ListenAddr()); cfg.Hash == "testhash" && !isLoopback(host) {
 		log.Warn("listening beyond loopback with the default hash \"testhash\": set --hash or the config's hash")
 	}
+	stopHUP := reloadOnHUP(ctx, srv, log, func() (*config.Config, error) {
+		c, _, err := loadConfig(&f, fset)
+		return c, err
+	}, nil)
+	defer stopHUP()
 	return srv.Serve(ctx, ln)
+}
+
+// reloadOnHUP reloads the configuration (the config file, with the command
+// line and environment still on top) into srv at every SIGHUP until ctx ends
+// or the returned stop is called. A config that fails to load or that srv
+// refuses is logged and changes nothing. Each reload's result is also sent to
+// results when it is not nil (tests).
+func reloadOnHUP(ctx context.Context, srv *server.Server, log *slog.Logger, load func() (*config.Config, error), results chan<- error) (stop func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		for {
+			select {
+			case <-hup:
+				log.Info("SIGHUP: reloading the configuration")
+				cfg, err := load()
+				if err == nil {
+					err = srv.Reload(cfg)
+				}
+				if err != nil {
+					log.Error("reload failed; the running configuration stays", "err", err)
+				}
+				if results != nil {
+					results <- err
+				}
+			case <-ctx.Done():
+				return
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(hup)
+		close(done)
+		<-finished
+	}
 }
 
 func isLoopback(host string) bool {
@@ -282,5 +327,5 @@ func printBanner(cfg *config.Config, addr, pubPath string) {
 		fmt.Printf("  public key: %s\n", pubPath)
 	}
 	fmt.Printf("  data root:  %s\n", cfg.DBDir)
-	fmt.Println("Stop with Ctrl-C.")
+	fmt.Printf("Stop with Ctrl-C; reload the config with kill -HUP %d.\n", os.Getpid())
 }

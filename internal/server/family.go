@@ -1,6 +1,10 @@
 package server
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/tfd-project/tfd/internal/config"
+)
 
 // A family is one group of commands (core, file system, transfers, HPFI, auth,
 // notifications, network services, gateway …), defined in its own file. It
@@ -21,6 +25,12 @@ type family struct {
 	// sessionEnd runs when a session ends, on the session's goroutine
 	// (optional): release what the family holds for it.
 	sessionEnd func(*session)
+	// reload prepares the family for the configuration next, replacing cur
+	// (optional; see reload.go). It returns an error to refuse next (nothing
+	// changes then), or a commit function run once every family has
+	// prepared, right after next is in force (nil = nothing to commit). It
+	// runs on the goroutine calling Server.Reload while sessions run.
+	reload func(s *Server, cur, next *config.Config) (commit func(), err error)
 }
 
 var families []family

@@ -29,9 +29,13 @@ import (
 
 // Server serves TFProtocol sessions.
 type Server struct {
-	cfg  *config.Config
-	priv *rsa.PrivateKey
-	log  *slog.Logger
+	// cfg is the configuration the server started with; read the one in
+	// force with Config() (Reload replaces it).
+	cfg      *config.Config
+	live     atomic.Pointer[config.Config]
+	reloadMu sync.Mutex
+	priv     *rsa.PrivateKey
+	log      *slog.Logger
 
 	mu       sync.Mutex
 	sessions map[*session]struct{}
@@ -87,6 +91,7 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Server, error) 
 		return nil, fmt.Errorf("dbdir %s is not a directory", cfg.DBDir)
 	}
 	s := &Server{cfg: cfg, priv: priv, log: log, sessions: make(map[*session]struct{})}
+	s.live.Store(cfg)
 	for _, o := range opts {
 		o(s)
 	}
@@ -104,8 +109,9 @@ func (s *Server) Bus() gateway.Bus { return s.bus }
 // TLBPool returns the pool TLB and UDP_TLB answer from (nil = empty).
 func (s *Server) TLBPool() tlb.Pool { return s.tlbPool }
 
-// Config returns the server's configuration.
-func (s *Server) Config() *config.Config { return s.cfg }
+// Config returns the configuration in force: the one New got, or the last
+// Reload's. It must not be modified.
+func (s *Server) Config() *config.Config { return s.live.Load() }
 
 // ActiveSessions returns the number of open sessions.
 func (s *Server) ActiveSessions() int { return int(s.active.Load()) }
@@ -211,12 +217,13 @@ func (s *Server) shutdown() {
 	s.closing = true
 	n := len(s.sessions)
 	s.mu.Unlock()
-	s.log.Info("shutting down", "sessions", n, "timeout", s.cfg.ShutdownTimeout)
+	timeout := s.Config().ShutdownTimeout
+	s.log.Info("shutting down", "sessions", n, "timeout", timeout)
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(s.cfg.ShutdownTimeout):
+	case <-time.After(timeout):
 		s.mu.Lock()
 		for sess := range s.sessions {
 			sess.conn.Close()

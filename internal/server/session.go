@@ -95,7 +95,7 @@ func (s *session) serve(ctx context.Context) {
 // Every failure is answered with its FAILED line (plain before the cipher,
 // enciphered after it) and ends the session.
 func (s *session) handshake() error {
-	cfg := s.srv.cfg
+	cfg := s.srv.Config()
 	if cfg.HandshakeTimeout > 0 {
 		s.nc.SetDeadline(time.Now().Add(cfg.HandshakeTimeout))
 		defer s.nc.SetDeadline(time.Time{})
@@ -178,7 +178,6 @@ func truncate(s string, n int) string {
 // commandLoop reads and runs commands until the client ends the session, the
 // connection fails or ctx ends (then the loop stops after the current command).
 func (s *session) commandLoop(ctx context.Context) error {
-	idle := s.srv.cfg.IdleTimeout
 	stop := context.AfterFunc(ctx, func() {
 		// Wake a session blocked waiting for its next command; one that is
 		// running a command finishes it first (see shutdown).
@@ -189,6 +188,8 @@ func (s *session) commandLoop(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return errors.New("server shutting down")
 		}
+		// Read per command: a reload applies at the next wait.
+		idle := s.srv.Config().IdleTimeout
 		if idle > 0 {
 			s.nc.SetReadDeadline(time.Now().Add(idle))
 		}
@@ -241,7 +242,7 @@ func (s *session) gate(cmd *command) (tfproto.Code, bool) {
 	if !s.loggedIn && acc&preLogin == 0 {
 		return tfproto.CodeBeforeLogin, false
 	}
-	if s.loggedIn && s.srv.cfg.InJail && !s.jailed && acc&preJail == 0 {
+	if s.loggedIn && s.srv.Config().InJail && !s.jailed && acc&preJail == 0 {
 		return tfproto.CodeBeforeInjail, false
 	}
 	return 0, true

@@ -199,7 +199,7 @@ func (s *session) failPublish(rel string, err error) error {
 // its staged data discarded. (The command loop re-arms the deadline before the
 // next command.)
 func (s *session) armIdle() {
-	if idle := s.srv.cfg.IdleTimeout; idle > 0 {
+	if idle := s.srv.Config().IdleTimeout; idle > 0 {
 		s.nc.SetReadDeadline(time.Now().Add(idle))
 	}
 }
