@@ -1,0 +1,266 @@
+//go:build tfpending
+
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+
+	"github.com/tfd-project/tfd/client"
+	"github.com/tfd-project/tfd/tfproto"
+)
+
+// File verbs: ls, stat, mkdir, rm, mv, cp, cat.
+
+// parseFlags parses a verb's flags; -h prints the verb's help.
+func parseFlags(e *env, name string, args []string, define func(fs *flag.FlagSet)) (*flag.FlagSet, error) {
+	fs := flag.NewFlagSet("tf "+name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	define(fs)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			verbHelp(e.stdout, verbs[name])
+			return nil, err
+		}
+		return nil, usageError(name + ": " + err.Error())
+	}
+	return fs, nil
+}
+
+// typeName spells an FSTAT or listing type letter.
+func typeName(t byte) string {
+	switch t {
+	case 'F':
+		return "file"
+	case 'D':
+		return "directory"
+	}
+	return "other"
+}
+
+const timeLayout = "2006-01-02 15:04:05"
+
+func init() {
+	register("ls", verb{usage: "ls [-R] [-l] [DIR]", summary: "list a directory (LS; -R the whole tree with LSR)",
+		help: `Prints one entry per line, relative to DIR (default: the data root);
+directories end with "/". Entries that are neither files nor directories
+(symlinks, FIFOs, sockets) end with "@". -l adds the type letter (F, D, U),
+the size in bytes and the modification time (UTC), one FSTAT per entry.`,
+		examples: `tf ls
+tf ls -R docs
+tf ls -l docs
+tf ls docs | grep -c '\.pdf$'`,
+		run: func(ctx context.Context, e *env, args []string) error {
+			var rec, long bool
+			fs, err := parseFlags(e, "ls", args, func(fs *flag.FlagSet) {
+				fs.BoolVar(&rec, "R", false, "recursive (LSR)")
+				fs.BoolVar(&long, "l", false, "long format: type, size, mtime")
+			})
+			if err != nil {
+				return err
+			}
+			if fs.NArg() > 1 {
+				return usageError("ls takes at most one DIR")
+			}
+			dir := fs.Arg(0)
+			return withClient(ctx, e, func(c *client.Client) error {
+				var ents []client.Entry
+				var err error
+				if rec {
+					ents, err = c.ListRecursive(ctx, dir)
+				} else {
+					ents, err = c.List(ctx, dir)
+				}
+				if err != nil {
+					return err
+				}
+				for _, en := range ents {
+					name := en.Name
+					switch en.Type {
+					case client.EntryDir:
+						name += "/"
+					case client.EntryOther:
+						name += "@"
+					}
+					if !long {
+						fmt.Fprintln(e.stdout, name)
+						continue
+					}
+					fi, err := c.Stat(ctx, path.Join(dir, en.Name))
+					if err != nil {
+						// Gone since the listing, or a dangling link.
+						fmt.Fprintf(e.stdout, "%c %12s %19s %s\n", en.Type, "?", "?", name)
+						continue
+					}
+					fmt.Fprintf(e.stdout, "%c %12d %19s %s\n", en.Type, fi.Size, fi.Mtime.UTC().Format(timeLayout), name)
+				}
+				return nil
+			})
+		}})
+	register("stat", verb{usage: "stat PATH", summary: "print a path's type, size and times (FSTAT)",
+		help: `Prints "key: value" lines: type (file, directory or other), size in bytes,
+modified and accessed (UTC), and the same times as Unix seconds.`,
+		examples: `tf stat docs/report.pdf
+tf stat docs/report.pdf | awk '/^size:/ {print $2}'`,
+		run: func(ctx context.Context, e *env, args []string) error {
+			if len(args) != 1 {
+				return usageError("stat needs PATH")
+			}
+			return withClient(ctx, e, func(c *client.Client) error {
+				fi, err := c.Stat(ctx, args[0])
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(e.stdout, "type: %s\nsize: %d\nmodified: %s\naccessed: %s\nmtime: %d\natime: %d\n",
+					typeName(fi.Type), fi.Size, fi.Mtime.UTC().Format(timeLayout), fi.Atime.UTC().Format(timeLayout),
+					fi.Mtime.Unix(), fi.Atime.Unix())
+				return nil
+			})
+		}})
+	register("mkdir", verb{usage: "mkdir [-p] DIR...", summary: "create directories (MKDIR; -p also the missing parents, no error if they exist)",
+		examples: `tf mkdir docs
+tf mkdir -p photos/2026/11`,
+		run: func(ctx context.Context, e *env, args []string) error {
+			var parents bool
+			fs, err := parseFlags(e, "mkdir", args, func(fs *flag.FlagSet) {
+				fs.BoolVar(&parents, "p", false, "make parent directories as needed; existing ones are fine")
+			})
+			if err != nil {
+				return err
+			}
+			if fs.NArg() == 0 {
+				return usageError("mkdir needs at least one DIR")
+			}
+			return withClient(ctx, e, func(c *client.Client) error {
+				for _, d := range fs.Args() {
+					if !parents {
+						if err := c.Mkdir(ctx, d); err != nil {
+							return err
+						}
+						continue
+					}
+					if err := mkdirAll(ctx, c, d); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		}})
+	register("rm", verb{usage: "rm [-r] PATH...", summary: "delete files (DEL; -r also directories with everything in them, RMDIR)",
+		examples: `tf rm old.txt
+tf rm -r build`,
+		run: func(ctx context.Context, e *env, args []string) error {
+			var rec bool
+			fs, err := parseFlags(e, "rm", args, func(fs *flag.FlagSet) {
+				fs.BoolVar(&rec, "r", false, "remove directories and their contents")
+			})
+			if err != nil {
+				return err
+			}
+			if fs.NArg() == 0 {
+				return usageError("rm needs at least one PATH")
+			}
+			return withClient(ctx, e, func(c *client.Client) error {
+				for _, p := range fs.Args() {
+					if strings.Trim(p, "/. ") == "" {
+						return usageError(fmt.Sprintf("rm: refusing to remove the data root (%q)", p))
+					}
+					if rec {
+						fi, err := c.Stat(ctx, p)
+						if err != nil {
+							return err
+						}
+						if fi.Type == 'D' {
+							if err := c.Rmdir(ctx, p); err != nil {
+								return err
+							}
+							continue
+						}
+					}
+					if err := c.Delete(ctx, p); err != nil {
+						var fe *tfproto.Error
+						if errors.As(err, &fe) && fe.Code == tfproto.CodeIsDirectory {
+							return fmt.Errorf("rm %s: %w (use rm -r for a directory)", p, err)
+						}
+						return err
+					}
+				}
+				return nil
+			})
+		}})
+	register("mv", verb{usage: "mv OLD NEW", summary: "rename or move a file or directory (RENAM)",
+		examples: `tf mv draft.txt final.txt
+tf mv inbox/report.pdf archive/report.pdf`,
+		run: func(ctx context.Context, e *env, args []string) error {
+			if len(args) != 2 {
+				return usageError("mv needs OLD and NEW")
+			}
+			return withClient(ctx, e, func(c *client.Client) error { return c.Rename(ctx, args[0], args[1]) })
+		}})
+	register("cp", verb{usage: "cp [-r] SRC DST", summary: "copy a file (COPY; -r a directory tree, CPDIR) on the server; DST must not exist",
+		examples: `tf cp report.pdf report-backup.pdf
+tf cp -r photos photos-2026`,
+		run: func(ctx context.Context, e *env, args []string) error {
+			var rec bool
+			fs, err := parseFlags(e, "cp", args, func(fs *flag.FlagSet) {
+				fs.BoolVar(&rec, "r", false, "copy a directory tree")
+			})
+			if err != nil {
+				return err
+			}
+			if fs.NArg() != 2 {
+				return usageError("cp needs SRC and DST")
+			}
+			return withClient(ctx, e, func(c *client.Client) error {
+				if rec {
+					return c.CopyDir(ctx, fs.Arg(0), fs.Arg(1))
+				}
+				return c.Copy(ctx, fs.Arg(0), fs.Arg(1))
+			})
+		}})
+	register("cat", verb{usage: "cat PATH...", summary: "print remote files to stdout (RCVFILE)",
+		examples: `tf cat notes.txt
+tf cat logs/app.log | grep ERROR`,
+		run: func(ctx context.Context, e *env, args []string) error {
+			if len(args) == 0 {
+				return usageError("cat needs at least one PATH")
+			}
+			return withClient(ctx, e, func(c *client.Client) error {
+				for _, p := range args {
+					if _, err := c.ReceiveFile(ctx, p, e.stdout, false); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		}})
+}
+
+// mkdirAll makes dir and its missing parents; existing directories are fine.
+func mkdirAll(ctx context.Context, c *client.Client, dir string) error {
+	clean := strings.Trim(path.Clean("/"+dir), "/")
+	if clean == "" {
+		return nil
+	}
+	parts := strings.Split(clean, "/")
+	for i := range parts {
+		p := strings.Join(parts[:i+1], "/")
+		err := c.Mkdir(ctx, p)
+		var fe *tfproto.Error
+		if errors.As(err, &fe) && fe.Code == tfproto.CodeDirExists {
+			fi, serr := c.Stat(ctx, p)
+			if serr == nil && fi.Type == 'D' {
+				continue
+			}
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
