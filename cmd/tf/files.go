@@ -15,7 +15,7 @@ import (
 	"github.com/tfd-project/tfd/tfproto"
 )
 
-// File verbs: ls, stat, mkdir, rm, mv, cp, cat.
+// File verbs: ls, stat, mkdir, rm, touch, mv, cp, cat.
 
 // parseFlags parses a verb's flags; -h prints the verb's help.
 func parseFlags(e *env, name string, args []string, define func(fs *flag.FlagSet)) (*flag.FlagSet, error) {
@@ -187,6 +187,21 @@ tf rm -r build`,
 						if errors.As(err, &fe) && fe.Code == tfproto.CodeIsDirectory {
 							return fmt.Errorf("rm %s: %w (use rm -r for a directory)", p, err)
 						}
+						return err
+					}
+				}
+				return nil
+			})
+		}})
+	register("touch", verb{usage: "touch PATH...", summary: "create empty files (TOUCH); an existing file is an error (FAILED 12)",
+		examples: `tf touch inbox/.ready`,
+		run: func(ctx context.Context, e *env, args []string) error {
+			if len(args) == 0 {
+				return usageError("touch needs at least one PATH")
+			}
+			return withClient(ctx, e, func(c *client.Client) error {
+				for _, p := range args {
+					if err := c.Touch(ctx, p); err != nil {
 						return err
 					}
 				}

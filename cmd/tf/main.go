@@ -139,7 +139,11 @@ func report(stderr io.Writer, err error) int {
 		fmt.Fprintln(stderr, "tf:", err)
 		return exitUsage
 	case errors.As(err, &fe):
+		// The FAILED line comes first, alone, for scripts; context after it.
 		fmt.Fprintln(stderr, fe.Error())
+		if s := err.Error(); s != fe.Error() {
+			fmt.Fprintln(stderr, "tf:", s)
+		}
 		return exitFailed
 	case errors.Is(err, tfproto.ErrUnknownCommand):
 		fmt.Fprintln(stderr, "UNKNOWN")

@@ -140,12 +140,9 @@ func getVerb(ctx context.Context, e *env, args []string) error {
 		return usageError("get --resume needs a LOCAL file, not stdout")
 	}
 	return withClient(ctx, e, func(c *client.Client) error {
-		fi, exists, err := remoteStat(ctx, c, remote)
+		fi, err := c.Stat(ctx, remote)
 		if err != nil {
 			return err
-		}
-		if !exists {
-			return &tfproto.Error{Code: tfproto.CodeFileNotExist, Text: "File does not exist."}
 		}
 		if fi.Type != 'F' {
 			return fmt.Errorf("get: remote %s is a %s", remote, typeName(fi.Type))
