@@ -36,7 +36,14 @@ type verb struct {
 
 var verbs = map[string]verb{}
 
-func register(name string, v verb) { verbs[name] = v }
+// register adds a verb; a name registered twice is a bug (two files claiming
+// one verb) and panics at start-up.
+func register(name string, v verb) {
+	if _, dup := verbs[name]; dup {
+		panic("tf: verb " + name + " registered twice")
+	}
+	verbs[name] = v
+}
 
 // env is what a verb gets: its streams, the connection settings and a way to
 // connect.
