@@ -128,7 +128,7 @@ func runEnv(ctx context.Context, args []string, stdout, stderr io.Writer, lookup
 		fmt.Fprintf(stderr, "tf: unknown verb %q (see tf help)\n", name)
 		return exitUsage
 	}
-	if len(rest) == 1 && (rest[0] == "-h" || rest[0] == "--help" || rest[0] == "-help") {
+	if len(rest) == 1 && (rest[0] == "--help" || rest[0] == "-help") {
 		verbHelp(stdout, v)
 		return exitOK
 	}
@@ -254,16 +254,24 @@ tf raw "FSTAT docs/report.pdf"`,
 				return err
 			})
 		}})
-	register("df", verb{examples: `tf df
-tf df | numfmt --to=iec`,
-		usage: "df", summary: "print the bytes free on the server's data partition (FREESP)",
+	register("df", verb{usage: "df [-h]", summary: "print the bytes free on the server's data partition (FREESP); -h in KiB/MiB/GiB",
+		examples: "tf df\ntf df -h",
 		run: func(ctx context.Context, e *env, args []string) error {
+			human := len(args) == 1 && args[0] == "-h"
+			if len(args) > 1 || (len(args) == 1 && !human) {
+				return usageError("df takes only -h")
+			}
 			return withClient(ctx, e, func(c *client.Client) error {
 				n, err := c.FreeSpace(ctx)
-				if err == nil {
+				if err != nil {
+					return err
+				}
+				if human {
+					fmt.Fprintln(e.stdout, humanBytes(n))
+				} else {
 					fmt.Fprintln(e.stdout, n)
 				}
-				return err
+				return nil
 			})
 		}})
 	register("echo", verb{examples: `tf echo hello world`,
@@ -277,4 +285,19 @@ tf df | numfmt --to=iec`,
 				return err
 			})
 		}})
+}
+
+// humanBytes spells n in IEC units with one decimal, e.g. "74.9 GiB".
+func humanBytes(n uint64) string {
+	if n < 1024 {
+		return fmt.Sprintf("%d B", n)
+	}
+	f := float64(n)
+	units := []string{"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"}
+	i := -1
+	for f >= 1024 && i < len(units)-1 {
+		f /= 1024
+		i++
+	}
+	return fmt.Sprintf("%.1f %s", f, units[i])
 }

@@ -47,6 +47,8 @@ func TestVerbs(t *testing.T) {
 		{[]string{"raw", "NOSUCH"}, exitUnknown, "", "UNKNOWN"},
 		{[]string{"raw"}, exitUsage, "", "raw needs a command"},
 		{[]string{"nosuchverb"}, exitUsage, "", "unknown verb"},
+		{[]string{"df", "-x"}, exitUsage, "", "df takes only -h"},
+		{[]string{"df", "-h"}, exitOK, "", ""},
 	}
 	for _, tt := range tests {
 		code, out, errs := runTF(t, srv, tt.args...)
@@ -180,5 +182,13 @@ func TestHelp(t *testing.T) {
 	}
 	if code, out, _ := runWith(t, nil, "date", "--help"); code != exitOK || !strings.Contains(out, "usage: tf [connection flags] date") {
 		t.Errorf("date --help: %d %q", code, out)
+	}
+}
+
+func TestHumanBytes(t *testing.T) {
+	for n, want := range map[uint64]string{0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 1536: "1.5 KiB", 5 << 30: "5.0 GiB", 1<<64 - 1: "16.0 EiB"} {
+		if got := humanBytes(n); got != want {
+			t.Errorf("humanBytes(%d) = %q, want %q", n, got, want)
+		}
 	}
 }
