@@ -75,15 +75,3 @@ func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
 }
-
-// countingWriter passes writes to w and counts them on p.
-type countingWriter struct {
-	w io.Writer
-	p progress
-}
-
-func (c countingWriter) Write(b []byte) (int, error) {
-	n, err := c.w.Write(b)
-	c.p.Add(int64(n))
-	return n, err
-}

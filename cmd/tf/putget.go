@@ -216,3 +216,15 @@ func (ir *interruptReader) Read(b []byte) (int, error) {
 	ir.p.Add(int64(n))
 	return n, err
 }
+
+// countingWriter passes writes to w and counts them on p.
+type countingWriter struct {
+	w io.Writer
+	p progress
+}
+
+func (c countingWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.p.Add(int64(n))
+	return n, err
+}
