@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -190,5 +192,59 @@ func TestHumanBytes(t *testing.T) {
 		if got := humanBytes(n); got != want {
 			t.Errorf("humanBytes(%d) = %q, want %q", n, got, want)
 		}
+	}
+}
+
+func TestLoginPassword(t *testing.T) {
+	dir := t.TempDir()
+	pwFile := filepath.Join(dir, "pw")
+	os.WriteFile(pwFile, []byte("from file\nsecond line\n"), 0o600)
+	otherFile := filepath.Join(dir, "pw2")
+	os.WriteFile(otherFile, []byte("other\r\n"), 0o600)
+	prof := filepath.Join(dir, "profile")
+	os.WriteFile(prof, []byte("user bob\npassword-file pw2\n"), 0o600)
+	tests := []struct {
+		name    string
+		environ map[string]string
+		args    []string
+		want    string
+		wantErr string
+	}{
+		{"env password", map[string]string{"TF_USER": "a", "TF_PASSWORD": "p w"}, nil, "p w", ""},
+		{"flag file beats env password", map[string]string{"TF_USER": "a", "TF_PASSWORD": "p"}, []string{"--password-file", pwFile}, "from file", ""},
+		{"env password beats env file", map[string]string{"TF_USER": "a", "TF_PASSWORD": "p", "TF_PASSWORD_FILE": pwFile}, nil, "p", ""},
+		{"env file", map[string]string{"TF_USER": "a", "TF_PASSWORD_FILE": pwFile}, nil, "from file", ""},
+		{"profile file, CR stripped", map[string]string{"TF_PROFILE": prof}, nil, "other", ""},
+		{"empty env password", map[string]string{"TF_USER": "a", "TF_PASSWORD": ""}, nil, "", ""},
+		{"none and no terminal", map[string]string{"TF_USER": "a"}, nil, "", "needs a password"},
+		{"missing file", map[string]string{"TF_USER": "a"}, []string{"--password-file", filepath.Join(dir, "nope")}, "", "no such file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var g globalFlags
+			fs := flag.NewFlagSet("tf", flag.ContinueOnError)
+			g.register(fs)
+			if err := fs.Parse(tt.args); err != nil {
+				t.Fatal(err)
+			}
+			c, err := g.resolve(fs, func(k string) (string, bool) { v, ok := tt.environ[k]; return v, ok })
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := &env{conn: c, stderr: io.Discard}
+			pw, err := e.loginPassword()
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || pw != tt.want {
+				t.Fatalf("password %q %v, want %q", pw, err, tt.want)
+			}
+		})
+	}
+	if code, _, errs := runWith(t, nil, "login"); code != exitUsage || !strings.Contains(errs, "login needs a user") {
+		t.Errorf("login without a user: %d %q", code, errs)
 	}
 }
