@@ -598,4 +598,3 @@ func TestProxyUDPTableBoundAndIdle(t *testing.T) {
 		t.Fatalf("after expiry: %q", got)
 	}
 }
-
