@@ -51,6 +51,7 @@ func readPastMark(src *net.TCPConn, buf []byte, takeOOB bool) (n, urgent int, er
 			err = io.EOF
 		default:
 			n = m
+			quickAck(int(fd))
 		}
 		return true
 	})

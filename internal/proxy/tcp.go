@@ -110,20 +110,25 @@ func (r *relay) pipe(dst, src net.Conn) error {
 	return r.spliceLoop(dt, st)
 }
 
-// spliceLoop relays between two TCP sockets with splice(2) (io.Copy between
-// *net.TCPConn uses it on Linux: TCPConn.WriteTo falls back to dst.ReadFrom,
-// which splices from a TCP source through a pipe), and handles what splice
-// cannot: the kernel's TCP splice stops at an urgent mark and reports 0 bytes
-// there exactly as at the end of the stream, so io.Copy returns as if src had
-// ended. Each time it does, one ordinary read finds out which it was: at the
-// mark, the urgent byte is taken out of band (and forwarded) and the read
-// returns the bytes after it, which are written before splicing resumes; at
-// the true end, the read reports EOF.
+// spliceLoop relays between two TCP sockets with splice(2) (splice_linux.go)
+// and handles what splice cannot: the kernel's TCP splice stops at an urgent
+// mark and reports 0 bytes there exactly as at the end of the stream (a plain
+// io.Copy would end the session there). Each time it does, one ordinary read
+// finds out which it was: at the mark, the urgent byte is taken out of band
+// (and forwarded) and the read returns the bytes after it, which are written
+// before splicing resumes; at the true end, the read reports EOF. Without a
+// pipe (out of file descriptors) every read is an ordinary one.
 func (r *relay) spliceLoop(dst, src *net.TCPConn) error {
+	pp := newSplicePipe()
+	if pp != nil {
+		defer pp.close()
+	}
 	var buf []byte
 	for {
-		if _, err := io.Copy(dst, src); err != nil {
-			return err
+		if pp != nil {
+			if _, err := pp.relay(dst, src); err != nil {
+				return err
+			}
 		}
 		if buf == nil {
 			buf = make([]byte, 64<<10)
