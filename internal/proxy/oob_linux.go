@@ -94,6 +94,9 @@ func sendOOB(c *net.TCPConn, b byte) error {
 }
 
 // oobWatcher forwards urgent bytes between the two sockets of every relay.
+// Sockets are watched edge-triggered: an event comes with each arrival while
+// an urgent byte is pending, so a byte that someone else took first (the
+// relay at the mark) never leaves the watcher spinning.
 type oobWatcher struct {
 	p    *Proxy
 	epfd int
@@ -145,7 +148,7 @@ func (w *oobWatcher) add(src, dst *net.TCPConn) int32 {
 	rc.Control(func(f uintptr) {
 		w.mu.Lock()
 		defer w.mu.Unlock()
-		if err := unix.EpollCtl(w.epfd, unix.EPOLL_CTL_ADD, int(f), &unix.EpollEvent{Events: unix.EPOLLPRI, Fd: int32(f)}); err != nil {
+		if err := unix.EpollCtl(w.epfd, unix.EPOLL_CTL_ADD, int(f), &unix.EpollEvent{Events: unix.EPOLLPRI | unix.EPOLLET, Fd: int32(f)}); err != nil {
 			w.p.log.Warn("proxy: cannot watch for urgent bytes", "err", err)
 			return
 		}
