@@ -454,6 +454,56 @@ func TestProxyForwardsUrgentBytes(t *testing.T) {
 	waitFor(t, "11 urgent bytes counted", func() bool { return p.Stats().OOBBytes == 11 })
 }
 
+// An urgent byte sent at once after connecting, before the proxy has its
+// upstream connection (the reference answers OOB in any state, even before
+// the handshake), still reaches the upstream without any byte after it.
+func TestProxyUrgentBeforeUpstream(t *testing.T) {
+	for i := range 5 {
+		up, conns := rawUpstream(t, "127.0.0.1")
+		addr, _ := startProxy(t, "127.0.0.1", up)
+		c := dialTCP(t, addr)
+		sendOOB(t, c, byte('0'+i))
+		u := accept(t, conns)
+		if got := recvOOB(t, u); got != byte('0'+i) {
+			t.Fatalf("try %d: upstream got urgent %q", i, got)
+		}
+		sendOOB(t, u, 'r')
+		if got := recvOOB(t, c); got != 'r' {
+			t.Fatalf("try %d: client got urgent %q", i, got)
+		}
+	}
+}
+
+// The OOB keepalive pattern: an urgent byte each way on an idle session,
+// then a request and its reply. The relay must get past each urgent mark
+// (TCP splice stops there for good) in both directions.
+func TestProxyUrgentThenData(t *testing.T) {
+	up, conns := rawUpstream(t, "127.0.0.1")
+	addr, _ := startProxy(t, "127.0.0.1", up)
+	c := dialTCP(t, addr)
+	u := accept(t, conns)
+	for i := range 4 {
+		sendOOB(t, c, '!')
+		if got := recvOOB(t, u); got != '!' {
+			t.Fatalf("round %d: upstream got urgent %q", i, got)
+		}
+		sendOOB(t, u, '?')
+		if got := recvOOB(t, c); got != '?' {
+			t.Fatalf("round %d: client got urgent %q", i, got)
+		}
+		msg := fmt.Sprintf("ping %d", i)
+		c.Write([]byte(msg))
+		b := make([]byte, len(msg))
+		if _, err := io.ReadFull(u, b); err != nil || string(b) != msg {
+			t.Fatalf("round %d: upstream read %q, %v", i, b, err)
+		}
+		u.Write([]byte("pong"))
+		if _, err := io.ReadFull(c, b[:4]); err != nil || string(b[:4]) != "pong" {
+			t.Fatalf("round %d: client read %q, %v", i, b[:4], err)
+		}
+	}
+}
+
 // Without OOB forwarding the urgent byte is dropped but the stream survives
 // (a plain splice relay would end the stream at the urgent mark).
 func TestProxyNoOOBKeepsStream(t *testing.T) {

@@ -44,7 +44,7 @@ func (p *splicePipe) close() {
 
 // relay splices src to dst until a splice from src moves nothing, which
 // happens at src's end of stream and at an urgent mark (the caller tells them
-// apart). Every chunk read into the pipe is written out before the next read,
+// apart; n is 0 in both cases). Every chunk read into the pipe is written out before the next read,
 // so the pipe is empty whenever relay returns.
 func (p *splicePipe) relay(dst, src *net.TCPConn) (int64, error) {
 	srcRC, err := src.SyscallConn()
@@ -67,6 +67,14 @@ func (p *splicePipe) relay(dst, src *net.TCPConn) (int64, error) {
 				}
 			}
 			if serr == unix.EAGAIN {
+				// Nothing to read, or stuck at an urgent mark: TCP splice
+				// never moves past a mark, and a non-blocking splice there
+				// says EAGAIN even with data behind it. The caller's
+				// ordinary read gets past it.
+				if mark, err := unix.IoctlGetInt(int(fd), unix.SIOCATMARK); err == nil && mark == 1 {
+					n, serr = 0, nil
+					return true
+				}
 				return false // wait until src is readable
 			}
 			if n > 0 {
