@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"encoding/binary"
+	"io"
 	"net"
 	"slices"
 	"testing"
@@ -82,6 +83,42 @@ func BenchmarkSplitWriteEcho(b *testing.B) {
 				sum += d
 			}
 			b.ReportMetric(float64(sum.Microseconds())/float64(b.N), "µs/rtt")
+		})
+	}
+}
+
+// BenchmarkThroughput streams 1 MiB writes to a sink, directly and through
+// the proxy (splice), and reports the rate.
+func BenchmarkThroughput(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer c.Close(); io.Copy(io.Discard, c) }()
+		}
+	}()
+	addr, _ := servertest.StartProxy(b, ln.Addr().String())
+	chunk := make([]byte, 1<<20)
+	for _, tc := range []struct{ name, addr string }{{"direct", ln.Addr().String()}, {"proxy", addr}} {
+		b.Run(tc.name, func(b *testing.B) {
+			c, err := net.Dial("tcp", tc.addr)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			b.SetBytes(int64(len(chunk)))
+			for range b.N {
+				if _, err := c.Write(chunk); err != nil {
+					b.Fatal(err)
+				}
+			}
 		})
 	}
 }
