@@ -138,13 +138,17 @@ func proxyUpstream(to string, cfg *config.Config) (string, error) {
 		port = strconv.Itoa(cfg.Port)
 	}
 	if to != "" {
-		if _, _, err := net.SplitHostPort(to); err == nil {
-			return to, nil
+		host, p, err := net.SplitHostPort(to)
+		if err != nil {
+			if port == "" {
+				return "", fmt.Errorf("--to %q: want HOST:PORT", to)
+			}
+			host, p = to, port
 		}
-		if port == "" {
-			return "", fmt.Errorf("--to %q: want HOST:PORT", to)
+		if err := checkHostPort(host, p); err != nil {
+			return "", fmt.Errorf("--to %q: %w", to, err)
 		}
-		return net.JoinHostPort(to, port), nil
+		return net.JoinHostPort(host, p), nil
 	}
 	type key struct{ name, val string }
 	var set []key
@@ -169,5 +173,27 @@ func proxyUpstream(to string, cfg *config.Config) (string, error) {
 			return "", fmt.Errorf("%s %q is not an %s address", k.name, k.val, map[bool]string{true: "IPv4", false: "IPv6"}[k.name == "trp_ipv4"])
 		}
 	}
+	if err := checkHostPort(k.val, port); err != nil {
+		return "", fmt.Errorf("%s: %w", k.name, err)
+	}
 	return net.JoinHostPort(k.val, port), nil
+}
+
+// checkHostPort accepts an IP address or a DNS name, and a port 1–65535.
+func checkHostPort(host, port string) error {
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("port %q is not 1–65535", port)
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return nil
+	}
+	if host == "" || len(host) > 253 {
+		return fmt.Errorf("host %q is not an IP address or a DNS name", host)
+	}
+	for _, c := range host {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_') {
+			return fmt.Errorf("host %q is not an IP address or a DNS name", host)
+		}
+	}
+	return nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -32,6 +33,12 @@ func TestProxyUpstream(t *testing.T) {
 		{name: "two trp keys", cfg: config.Config{TRPIPv4: "1.2.3.4", TRPDNS: "x", Port: 1}, wantErr: "keep one"},
 		{name: "trp without port", cfg: config.Config{TRPDNS: "x"}, wantErr: "no port"},
 		{name: "nothing", wantErr: "no upstream"},
+		{name: "to with a bad host", to: "a b:1", wantErr: "not an IP address or a DNS name"},
+		{name: "to with a bracket only", to: "]", cfg: config.Config{Port: 1}, wantErr: "not an IP address or a DNS name"},
+		{name: "to with a bad port", to: "h:70000", wantErr: "not 1–65535"},
+		{name: "to with a named port", to: "h:http", wantErr: "not 1–65535"},
+		{name: "trp_dns garbage", cfg: config.Config{TRPDNS: "x/y", Port: 1}, wantErr: "not an IP address or a DNS name"},
+		{name: "negative port", cfg: config.Config{TRPDNS: "x", Port: -1}, wantErr: "not 1–65535"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -116,4 +123,22 @@ func TestProxyCommandErrors(t *testing.T) {
 			t.Errorf("%q: no error", args)
 		}
 	}
+}
+
+func FuzzProxyUpstream(f *testing.F) {
+	f.Add("", "10.0.0.1", "", "", 10345)
+	f.Add("::1", "", "", "", 1)
+	f.Add("", "", "fd00::1", "", 0)
+	f.Add("", "", "", "tf.example", 65535)
+	f.Fuzz(func(t *testing.T, to, v4, v6, dns string, port int) {
+		cfg := config.Config{TRPIPv4: v4, TRPIPv6: v6, TRPDNS: dns, Port: port}
+		up, err := proxyUpstream(to, &cfg)
+		if err != nil {
+			return
+		}
+		h, p, err := net.SplitHostPort(up)
+		if err != nil || checkHostPort(h, p) != nil {
+			t.Fatalf("upstream %q accepted: %v", up, err)
+		}
+	})
 }
