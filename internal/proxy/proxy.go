@@ -4,10 +4,12 @@
 // servers must share the key pair; a client cannot tell that it is proxied.
 //
 // TCP: one upstream connection per client connection, bytes relayed both ways
-// with splice(2) (Go's io.Copy between two *net.TCPConn splices on Linux, so
-// the payload never enters user space), half-closes passed on, and TCP urgent
-// (out-of-band) bytes forwarded as urgent bytes, so the OOB keepalive and the
-// SOCKCHECK counter work through the proxy. The client and upstream address
+// with splice(2) through a pipe, so the payload never enters user space (the
+// proxy drives splice itself rather than through io.Copy, to re-arm
+// TCP_QUICKACK after every read and to get past urgent marks; see
+// splice_linux.go and tcp.go), half-closes passed on, failures passed on as
+// resets, and TCP urgent (out-of-band) bytes forwarded as urgent bytes, so the
+// OOB keepalive and the SOCKCHECK counter work through the proxy. The client and upstream address
 // families are independent: an IPv4 client reaches an IPv6 server and the other
 // way round.
 //
