@@ -105,6 +105,34 @@ func TestProxyAcrossAddressFamilies(t *testing.T) {
 	}
 }
 
+// Full-size frames of random text keep their bytes through the proxy, and a
+// client that goes away ends its server session and its relay.
+func TestProxyMaxFramesAndClientGone(t *testing.T) {
+	srv := servertest.Start(t)
+	addr, p := startProxy(t, "127.0.0.1", srv.Direct)
+	c := dialVia(t, srv, addr)
+	ctx := servertest.Context(t)
+	const letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 "
+	buf := make([]byte, tfproto.MaxFrame-5) // "ECHO " + text = one full frame
+	for i := range 6 {
+		rand.Read(buf)
+		for j := range buf {
+			buf[j] = letters[int(buf[j])%len(letters)]
+		}
+		in := string(buf)
+		got, err := c.Echo(ctx, in)
+		if err != nil || got != in {
+			t.Fatalf("frame %d: %d bytes back, equal %v, %v", i, len(got), got == in, err)
+		}
+	}
+	if n := srv.Srv.ActiveSessions(); n != 1 {
+		t.Fatalf("server sessions %d", n)
+	}
+	c.Close()
+	waitFor(t, "the server session to end", func() bool { return srv.Srv.ActiveSessions() == 0 })
+	waitFor(t, "the relay to end", func() bool { return p.Stats().ActiveTCP == 0 })
+}
+
 func TestProxyManyConcurrentSessions(t *testing.T) {
 	srv := servertest.Start(t)
 	addr, p := startProxy(t, "127.0.0.1", srv.Direct)
