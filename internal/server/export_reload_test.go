@@ -7,30 +7,33 @@ import (
 	"github.com/tfd-project/tfd/internal/config"
 )
 
-// A test family with a reload hook: it refuses a configuration whose TLB is
-// "refuse" and records the TLB of every commit, per server.
+// ReloadRefused is the HPFI buffer cap the test family refuses.
+const ReloadRefused = 12345
+
+// A test family with a reload hook: it refuses a configuration whose HPFI
+// buffer cap is ReloadRefused and records the cap of every commit, per server.
 var (
 	reloadTestMu      sync.Mutex
-	reloadTestCommits = map[*Server][]string{}
+	reloadTestCommits = map[*Server][]int64{}
 )
 
 func init() {
 	registerFamily(family{name: "reloadtest", reload: func(s *Server, cur, next *config.Config) (func(), error) {
-		if next.TLB == "refuse" {
+		if next.HPFIMaxBuffer == ReloadRefused {
 			return nil, errors.New("refused by the test family")
 		}
-		tlb := next.TLB
+		v := next.HPFIMaxBuffer
 		return func() {
 			reloadTestMu.Lock()
-			reloadTestCommits[s] = append(reloadTestCommits[s], tlb)
+			reloadTestCommits[s] = append(reloadTestCommits[s], v)
 			reloadTestMu.Unlock()
 		}, nil
 	}})
 }
 
-// ReloadCommits returns the TLB values the test family committed for s.
-func ReloadCommits(s *Server) []string {
+// ReloadCommits returns the HPFI caps the test family committed for s.
+func ReloadCommits(s *Server) []int64 {
 	reloadTestMu.Lock()
 	defer reloadTestMu.Unlock()
-	return append([]string(nil), reloadTestCommits[s]...)
+	return append([]int64(nil), reloadTestCommits[s]...)
 }

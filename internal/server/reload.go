@@ -19,7 +19,8 @@ import (
 // and to existing ones at their next wait for a command.
 //
 // What reloads: the session limits and timeouts, the user database file (its
-// path; the auth family reads the file at every LOGIN) and the TLB pool file.
+// path; the auth family reads the file at every LOGIN) and the contents of the
+// TLB pool file (the tlb family's hook re-reads it; its path needs a restart).
 // Families with state built from the configuration plug in through the reload
 // hook of their family (family.go): every hook first prepares (it may refuse
 // the new configuration, and then nothing changes), and only when all have
@@ -48,8 +49,6 @@ var reloadable = []struct {
 		func(d, s *config.Config) { d.HPFIMaxBuffer = s.HPFIMaxBuffer }},
 	{"userdb", func(c *config.Config) string { return c.UserDB },
 		func(d, s *config.Config) { d.UserDB = s.UserDB }},
-	{"tlb", func(c *config.Config) string { return c.TLB },
-		func(d, s *config.Config) { d.TLB = s.TLB }},
 }
 
 // restartOnly lists the settings a reload cannot change.
@@ -65,6 +64,7 @@ var restartOnly = []struct {
 	{"pubkey", func(c *config.Config) string { return string(c.PubKeyPEM) }},
 	{"defusr", func(c *config.Config) string { return c.DefUser }},
 	{"injail", func(c *config.Config) string { return strconv.FormatBool(c.InJail) }},
+	{"tlb", func(c *config.Config) string { return c.TLB }},
 	{"trp_ipv4", func(c *config.Config) string { return c.TRPIPv4 }},
 	{"trp_ipv6", func(c *config.Config) string { return c.TRPIPv6 }},
 	{"trp_dns", func(c *config.Config) string { return c.TRPDNS }},

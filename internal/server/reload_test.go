@@ -3,6 +3,8 @@ package server_test
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -98,18 +100,19 @@ func TestReloadRestartOnly(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "multi-user") {
 		t.Fatalf("switch to multi-user: %v", err)
 	}
-	err = srv.Srv.Reload(reloaded(srv, func(c *config.Config) { c.TLB = "refuse"; c.MaxSessions = 3 }))
+	err = srv.Srv.Reload(reloaded(srv, func(c *config.Config) { c.HPFIMaxBuffer = server.ReloadRefused; c.MaxSessions = 3 }))
 	if err == nil || !strings.Contains(err.Error(), "refused by the test family") {
 		t.Fatalf("family refusal: %v", err)
 	}
 	if got := srv.Srv.Config().MaxSessions; got != 0 {
 		t.Fatalf("a refused reload changed MaxSessions to %d", got)
 	}
-	if err := srv.Srv.Reload(reloaded(srv, func(c *config.Config) { c.TLB = "pool-b" })); err != nil {
+	def := srv.Srv.Config().HPFIMaxBuffer
+	if err := srv.Srv.Reload(reloaded(srv, func(c *config.Config) { c.HPFIMaxBuffer = 4096 })); err != nil {
 		t.Fatal(err)
 	}
-	if got := server.ReloadCommits(srv.Srv); !slices.Equal(got, []string{"", "pool-b"}) {
-		t.Fatalf("family commits %q, want [\"\" \"pool-b\"]", got)
+	if got := server.ReloadCommits(srv.Srv); !slices.Equal(got, []int64{def, 4096}) {
+		t.Fatalf("family commits %v, want [%d 4096]", got, def)
 	}
 	if err := srv.Srv.Reload(nil); err == nil {
 		t.Fatal("Reload(nil) succeeded")
@@ -156,5 +159,46 @@ func TestReloadConcurrent(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// TestReloadTLB: a reload re-reads the TLB pool file for new connections; an
+// unreadable file refuses the reload and the running pool stays.
+func TestReloadTLB(t *testing.T) {
+	pool := filepath.Join(t.TempDir(), "tlb")
+	os.WriteFile(pool, []byte("4 10.0.0.1;1\n"), 0o644)
+	srv := servertest.Start(t, func(c *config.Config) { c.TLB = pool })
+	ctx := servertest.Context(t)
+	tuple := func() string {
+		t.Helper()
+		c := srv.Dial(t)
+		s, err := c.TLB(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	if got := tuple(); got != "4 10.0.0.1;1" {
+		t.Fatalf("TLB %q", got)
+	}
+	os.WriteFile(pool, []byte("6 ::2;2\n"), 0o644)
+	if got := tuple(); got != "4 10.0.0.1;1" {
+		t.Fatalf("TLB before reload %q: the file must be read at start and reload only", got)
+	}
+	if err := srv.Srv.Reload(reloaded(srv, func(*config.Config) {})); err != nil {
+		t.Fatal(err)
+	}
+	if got := tuple(); got != "6 ::2;2" {
+		t.Fatalf("TLB after reload %q", got)
+	}
+	os.Remove(pool)
+	if err := srv.Srv.Reload(reloaded(srv, func(c *config.Config) { c.MaxSessions = 9 })); err == nil {
+		t.Fatal("reload with the pool file gone succeeded")
+	}
+	if got := tuple(); got != "6 ::2;2" {
+		t.Fatalf("TLB after a refused reload %q", got)
+	}
+	if srv.Srv.Config().MaxSessions != 0 {
+		t.Fatal("a refused reload changed the limits")
 	}
 }

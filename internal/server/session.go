@@ -39,6 +39,8 @@ type session struct {
 	result string
 	// lockName is the LOCK file name ("" = locking off).
 	lockName string //lint:ignore U1000 set by LOCK (fs family)
+	// tlb is the session's TLB rotation (tlb.go).
+	tlb tlbSession
 }
 
 func newSession(srv *Server, nc net.Conn, id uint64) *session {
