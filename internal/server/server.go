@@ -44,6 +44,9 @@ type Server struct {
 	// default, replaced by the cluster's through Options.
 	bus     gateway.Bus
 	tlbPool tlb.Pool
+
+	// gw is the gateway family's state (gateway.go).
+	gw gatewayServer
 }
 
 // Option changes how a Server is built.
