@@ -308,4 +308,3 @@ func gwPercentile(sorted []time.Duration, q float64) time.Duration {
 	i := int(q * float64(len(sorted)-1))
 	return sorted[i]
 }
-
