@@ -69,12 +69,18 @@ func runGW(ctx context.Context, e *env, args []string) error {
 		}()
 
 		lines := make(chan string)
+		quit := make(chan struct{})
+		defer close(quit)
 		go func() {
 			defer close(lines)
 			sc := bufio.NewScanner(gwStdin)
 			sc.Buffer(make([]byte, 64*1024), client.MaxGatewayMessage+4096)
 			for sc.Scan() {
-				lines <- sc.Text()
+				select {
+				case lines <- sc.Text():
+				case <-quit:
+					return
+				}
 			}
 		}()
 		var loopErr error

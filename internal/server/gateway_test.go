@@ -629,3 +629,32 @@ func TestGatewayShutdown(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+// TestGatewayClientCloseUnread: a peer whose application never calls Recv
+// still leaves cleanly (Gateway.Close) or closes (Client.Close) without
+// hanging, with its receive buffer full.
+func TestGatewayClientCloseUnread(t *testing.T) {
+	srv := servertest.Start(t)
+	_, sender := join(t, srv, "sender")
+	lazy1C, lazy1 := join(t, srv, "lazy1")
+	lazy2C, _ := join(t, srv, "lazy2")
+	const n = 600 // more than the client's receive buffer
+	for i := range n {
+		for _, to := range []string{"lazy1", "lazy2"} {
+			if err := sender.Send(to, fmt.Appendf(nil, "m%d", i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	waitStats(t, srv, "deliveries", func(st gateway.Stats) bool { return st.Delivered+st.Dropped() == 2*n })
+	if err := lazy1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := lazy1C.Echo(servertest.Context(t), "awake"); err != nil || got != "awake" {
+		t.Fatalf("after leaving: %q %v", got, err)
+	}
+	if err := lazy2C.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+		t.Fatal(err)
+	}
+	waitStats(t, srv, "lazy2 gone", func(st gateway.Stats) bool { return st.Peers == 1 })
+}
