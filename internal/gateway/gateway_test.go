@@ -159,7 +159,7 @@ func TestOutboxWriteFailure(t *testing.T) {
 	if err := o.Close(); err == nil || err.Error() != "broken pipe" {
 		t.Fatalf("Close = %v", err)
 	}
-	if st := ctr.Stats(); st.DroppedPeerGone != 1 || st.Delivered != 0 {
+	if st := ctr.Stats(); st.DroppedWriteErr != 1 || st.Delivered != 0 {
 		t.Fatalf("stats %+v", st)
 	}
 }
@@ -235,13 +235,13 @@ func TestLocalBus(t *testing.T) {
 
 func TestCountersDropReasons(t *testing.T) {
 	var c Counters
-	for _, e := range []error{ErrUnknownIdentity, ErrQueueFull, ErrPeerGone, ErrTooLarge, ErrInvalidSize,
+	for _, e := range []error{ErrUnknownIdentity, ErrQueueFull, ErrPeerGone, ErrTooLarge, ErrInvalidSize, ErrWriteFailed,
 		fmt.Errorf("wrapped: %w", ErrQueueFull), errors.New("nats: timeout"), nil} {
 		c.Drop(e, 1)
 	}
 	st := c.Stats()
-	want := Stats{DroppedUnknown: 1, DroppedQueueFull: 2, DroppedPeerGone: 1, DroppedTooLarge: 1, DroppedInvalid: 1, DroppedOther: 1}
-	if st != want || st.Dropped() != 7 {
+	want := Stats{DroppedUnknown: 1, DroppedQueueFull: 2, DroppedPeerGone: 1, DroppedTooLarge: 1, DroppedInvalid: 1, DroppedWriteErr: 1, DroppedOther: 1}
+	if st != want || st.Dropped() != 8 {
 		t.Fatalf("got %+v, want %+v", st, want)
 	}
 }

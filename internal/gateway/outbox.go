@@ -55,8 +55,8 @@ const batchBytes = 64 * 1024
 // Accounting: Enqueue does not count its own refusals (ErrQueueFull,
 // ErrPeerGone) — whoever called Bus.Send counts the error it gets back. The
 // Outbox counts what happens to accepted messages: Delivered when written,
-// or dropped as ErrPeerGone when the peer leaves, is evicted or its connection
-// fails with them still queued.
+// dropped as ErrPeerGone when the peer leaves or is evicted with them still
+// queued, or as ErrWriteFailed when its connection fails.
 type Outbox struct {
 	write func(batch [][]byte) error
 	lim   Limits
@@ -220,7 +220,7 @@ func (o *Outbox) run() {
 				n := o.dropQueueLocked()
 				o.mu.Unlock()
 				// The batch is lost with the connection, and so is the rest.
-				o.ctr.Drop(ErrPeerGone, n+len(batch))
+				o.ctr.Drop(ErrWriteFailed, n+len(batch))
 				clear(batch)
 				return
 			}

@@ -5,9 +5,15 @@ import (
 	"sync/atomic"
 )
 
-// ErrInvalidSize is the drop reason for a message announced with a negative
-// size (WIRE.md §7 item 6: the reference would pass it through; tfd drops it).
-var ErrInvalidSize = errors.New("gateway: negative message size")
+// Drop reasons local to the relay core (the Bus ones are in bus.go).
+var (
+	// ErrInvalidSize: a message announced with a negative size (WIRE.md §7
+	// item 6: the reference would pass it through; tfd drops it).
+	ErrInvalidSize = errors.New("gateway: negative message size")
+	// ErrWriteFailed: the receiver's connection failed (or timed out) while
+	// the message was queued or being written.
+	ErrWriteFailed = errors.New("gateway: write to receiver failed")
+)
 
 // Counters are the relay's running totals, updated atomically from every
 // session and writer. One Counters serves one server; Stats takes a consistent
@@ -24,6 +30,7 @@ type Counters struct {
 	peerGone  atomic.Uint64
 	tooLarge  atomic.Uint64
 	invalid   atomic.Uint64
+	writeErr  atomic.Uint64
 	other     atomic.Uint64
 
 	registered atomic.Uint64
@@ -43,6 +50,7 @@ type Stats struct {
 	DroppedPeerGone  uint64 `json:"dropped_peer_gone"`
 	DroppedTooLarge  uint64 `json:"dropped_too_large"`
 	DroppedInvalid   uint64 `json:"dropped_invalid_size"`
+	DroppedWriteErr  uint64 `json:"dropped_write_error"`
 	// DroppedOther counts drops whose error matched no known reason (a
 	// cluster bus's transport errors, for example).
 	DroppedOther uint64 `json:"dropped_other"`
@@ -56,7 +64,7 @@ type Stats struct {
 
 // Dropped returns the total of all drop reasons.
 func (s Stats) Dropped() uint64 {
-	return s.DroppedUnknown + s.DroppedQueueFull + s.DroppedPeerGone + s.DroppedTooLarge + s.DroppedInvalid + s.DroppedOther
+	return s.DroppedUnknown + s.DroppedQueueFull + s.DroppedPeerGone + s.DroppedTooLarge + s.DroppedInvalid + s.DroppedWriteErr + s.DroppedOther
 }
 
 // Stats returns a snapshot of the counters.
@@ -69,6 +77,7 @@ func (c *Counters) Stats() Stats {
 		DroppedPeerGone:  c.peerGone.Load(),
 		DroppedTooLarge:  c.tooLarge.Load(),
 		DroppedInvalid:   c.invalid.Load(),
+		DroppedWriteErr:  c.writeErr.Load(),
 		DroppedOther:     c.other.Load(),
 		Registered:       c.registered.Load(),
 		Evicted:          c.evicted.Load(),
@@ -100,6 +109,8 @@ func (c *Counters) Drop(err error, n int) {
 		c.tooLarge.Add(u)
 	case errors.Is(err, ErrInvalidSize):
 		c.invalid.Add(u)
+	case errors.Is(err, ErrWriteFailed):
+		c.writeErr.Add(u)
 	default:
 		c.other.Add(u)
 	}

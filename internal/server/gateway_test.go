@@ -60,6 +60,32 @@ func waitStats(t *testing.T, srv *servertest.Server, what string, cond func(gate
 	}
 }
 
+// stalledPeer enters the gateway as id on a raw connection with a small
+// receive buffer, and never reads from it: its messages pile up in the server.
+func stalledPeer(t *testing.T, srv *servertest.Server, id string) *tfproto.Conn {
+	t.Helper()
+	d := &net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		return rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 16<<10) })
+	}}
+	nc, err := d.Dial("tcp", srv.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.SetDeadline(time.Now().Add(30 * time.Second))
+	t.Cleanup(func() { nc.Close() })
+	c := tfproto.NewConn(nc)
+	key, _ := tfproto.NewSessionKey(nil, 32)
+	if err := tfproto.ClientHandshake(c, srv.Config.Proto, srv.Config.Hash, &servertest.Key(t).PublicKey, key); err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range []string{"XS_GATEWAY", id} {
+		if got := servertest.Command(t, c, line); got != "OK" {
+			t.Fatalf("%s: %q", line, got)
+		}
+	}
+	return c
+}
+
 // rawJoin enters the gateway on a raw handshaken connection.
 func rawJoin(t *testing.T, srv *servertest.Server, id string) *tfproto.Conn {
 	t.Helper()
@@ -228,24 +254,7 @@ func TestGatewayStalledReceiver(t *testing.T) {
 	// A small queue bound and a small receive buffer on the stalled client
 	// make the stall bite after a few megabytes instead of tens.
 	srv := servertest.StartOpts(t, []server.Option{server.WithGatewayLimits(gateway.Limits{MaxBytes: 1})})
-	d := &net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
-		return rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 16<<10) })
-	}}
-	nc, err := d.Dial("tcp", srv.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { nc.Close() })
-	stalled := tfproto.NewConn(nc) // reads nothing once inside the gateway
-	key, _ := tfproto.NewSessionKey(nil, 32)
-	if err := tfproto.ClientHandshake(stalled, srv.Config.Proto, srv.Config.Hash, &servertest.Key(t).PublicKey, key); err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range []string{"XS_GATEWAY", "stalled"} {
-		if got := servertest.Command(t, stalled, line); got != "OK" {
-			t.Fatalf("%s: %q", line, got)
-		}
-	}
+	stalledPeer(t, srv, "stalled")
 	_, sender := join(t, srv, "sender")
 	_, healthy := join(t, srv, "healthy")
 	_, ping := join(t, srv, "ping")
@@ -657,4 +666,30 @@ func TestGatewayClientCloseUnread(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitStats(t, srv, "lazy2 gone", func(st gateway.Stats) bool { return st.Peers == 1 })
+}
+
+// TestGatewayWriteTimeout: a receiver that accepts nothing for the write
+// timeout is disconnected, and what was queued for it is counted as a write
+// error; its sender is unaffected.
+func TestGatewayWriteTimeout(t *testing.T) {
+	srv := servertest.StartOpts(t, []server.Option{server.WithGatewayLimits(gateway.Limits{WriteTimeout: 100 * time.Millisecond})})
+	stuck := stalledPeer(t, srv, "stuck")
+	_, sender := join(t, srv, "sender")
+	big := bytes.Repeat([]byte("w"), 32*1024)
+	for srv.Srv.GatewayStats().DroppedWriteErr == 0 {
+		if err := sender.Send("stuck", big); err != nil {
+			t.Fatal(err)
+		}
+		if servertest.Context(t).Err() != nil {
+			t.Fatal("the stuck receiver was never disconnected")
+		}
+	}
+	servertest.ExpectClosed(t, stuck)
+	waitStats(t, srv, "the stuck peer to leave", func(st gateway.Stats) bool { return st.Peers == 1 })
+	if err := sender.Send("sender", []byte("still fine")); err != nil {
+		t.Fatal(err)
+	}
+	if got := recv(t, sender); string(got) != "still fine" {
+		t.Fatalf("got %q", got)
+	}
 }
