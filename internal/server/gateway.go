@@ -49,6 +49,11 @@ func WithGatewayLimits(l gateway.Limits) Option {
 // number of peers inside the gateway.
 func (s *Server) GatewayStats() gateway.Stats { return s.gw.ctr.Stats() }
 
+// GatewayCounters returns the counters behind GatewayStats, for a Bus that
+// sees drops no sender's Send can report (a cluster node delivering to its
+// local peers on behalf of another node) to count them with Drop.
+func (s *Server) GatewayCounters() *gateway.Counters { return &s.gw.ctr }
+
 func startGateway(s *Server) error {
 	s.gw.limits = s.gw.limits.WithDefaults()
 	if s.bus == nil {
