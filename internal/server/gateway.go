@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/tfd-project/tfd/internal/gateway"
+	"github.com/tfd-project/tfd/internal/metrics"
 	"github.com/tfd-project/tfd/tfproto"
 )
 
@@ -60,6 +61,7 @@ func startGateway(s *Server) error {
 		s.gw.local = gateway.NewLocalBus()
 		s.bus = s.gw.local
 	}
+	s.metrics.MustRegister(gateway.NewCollector(s.GatewayStats))
 	return nil
 }
 
@@ -93,7 +95,7 @@ func cmdXSGateway(s *session, _ string) (err error) {
 		return err
 	}
 	if !ok {
-		return s.conn.WriteFrameString(tfproto.FailedLine(gwCodeIdentity, tfproto.GatewayIdentityFailed))
+		return s.gwFail(gwCodeIdentity, tfproto.GatewayIdentityFailed)
 	}
 	gs := &s.srv.gw
 	ob := gateway.NewOutbox(s.deliver, gs.limits, &gs.ctr)
@@ -101,7 +103,7 @@ func cmdXSGateway(s *session, _ string) (err error) {
 	if aerr != nil {
 		ob.Close()
 		s.log.Error("gateway: registering identity", "err", aerr)
-		return s.conn.WriteFrameString(tfproto.FailedLine(gwCodeInternal, tfproto.GatewayInternalError))
+		return s.gwFail(gwCodeInternal, tfproto.GatewayInternalError)
 	}
 	gs.ctr.Joined()
 	s.log.Debug("gateway: joined", "identity_len", len(id))
@@ -127,6 +129,12 @@ func cmdXSGateway(s *session, _ string) (err error) {
 	}
 	ob.Start()
 	return s.gatewayLoop()
+}
+
+// gwFail sends one of the gateway's own FAILED lines and counts it.
+func (s *session) gwFail(code tfproto.Code, text string) error {
+	s.result = metrics.FailedResult(int(code))
+	return s.conn.WriteFrameString(tfproto.FailedLine(code, text))
 }
 
 // gatewayLoop relays the client's messages until -1 (nil) or an error.

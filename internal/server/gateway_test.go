@@ -6,8 +6,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +20,7 @@ import (
 
 	"github.com/tfd-project/tfd/client"
 	"github.com/tfd-project/tfd/internal/gateway"
+	"github.com/tfd-project/tfd/internal/metrics"
 	"github.com/tfd-project/tfd/internal/server"
 	"github.com/tfd-project/tfd/internal/servertest"
 	"github.com/tfd-project/tfd/tfproto"
@@ -691,5 +695,47 @@ func TestGatewayWriteTimeout(t *testing.T) {
 	}
 	if got := recv(t, sender); string(got) != "still fine" {
 		t.Fatalf("got %q", got)
+	}
+}
+
+// TestGatewayMetrics: the gateway's counters are exported to Prometheus, and
+// XS_GATEWAY is counted by its result.
+func TestGatewayMetrics(t *testing.T) {
+	m := metrics.New()
+	srv := servertest.StartOpts(t, []server.Option{server.WithMetrics(m)})
+	_, a := join(t, srv, "a")
+	if err := a.Send("a", []byte("self")); err != nil {
+		t.Fatal(err)
+	}
+	recv(t, a)
+	if err := a.Send("nobody", []byte("lost")); err != nil {
+		t.Fatal(err)
+	}
+	c := srv.Dial(t)
+	if _, err := c.Gateway(servertest.Context(t), ""); err == nil {
+		t.Fatal("empty identity accepted")
+	}
+	waitStats(t, srv, "the drop", func(st gateway.Stats) bool { return st.DroppedUnknown == 1 })
+
+	hs := httptest.NewServer(m.Handler())
+	defer hs.Close()
+	resp, err := http.Get(hs.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`tfd_gateway_messages_received_total 2`,
+		`tfd_gateway_messages_delivered_total 1`,
+		`tfd_gateway_messages_dropped_total{reason="unknown_identity"} 1`,
+		`tfd_gateway_messages_dropped_total{reason="queue_full"} 0`,
+		`tfd_gateway_registrations_total 1`,
+		`tfd_gateway_peers 1`,
+		`tfd_commands_total{command="XS_GATEWAY",result="2"} 1`,
+	} {
+		if !strings.Contains(string(body), want+"\n") {
+			t.Errorf("metrics lack %q", want)
+		}
 	}
 }
