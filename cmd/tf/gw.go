@@ -20,7 +20,9 @@ var gwStdin io.Reader = os.Stdin
 func init() {
 	register("gw", verb{usage: "gw [--sign] IDENTITY",
 		summary: "join XS_GATEWAY as IDENTITY: type \"DEST message\" lines to send; received messages are printed; EOF leaves",
-		run:     runGW})
+		examples: `tf gw alice          # then type "bob hello" to send "hello" to bob
+tf gw --sign bob     # what bob sends arrives as "bob: ..."`,
+		run: runGW})
 }
 
 // runGW is tf gw: an interactive peer for demos and manual checks. Each input
