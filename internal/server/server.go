@@ -47,6 +47,9 @@ type Server struct {
 	tlbPool tlb.Pool
 	// metrics is nil when metrics are off (its methods are nil-safe).
 	metrics *metrics.Metrics
+
+	// gw is the gateway family's state (gateway.go).
+	gw gatewayServer
 }
 
 // WithMetrics makes the server record Prometheus metrics into m.
@@ -219,7 +222,7 @@ func (s *Server) shutdown() {
 	case <-time.After(s.cfg.ShutdownTimeout):
 		s.mu.Lock()
 		for sess := range s.sessions {
-			sess.conn.Close()
+			sess.nc.Close() // the session goroutine releases its buffers itself
 		}
 		s.mu.Unlock()
 		<-done
