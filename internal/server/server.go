@@ -44,6 +44,9 @@ type Server struct {
 	// default, replaced by the cluster's through Options.
 	bus     gateway.Bus
 	tlbPool tlb.Pool
+
+	// ka is the keepalive family's state: process keys, OOB watcher, UDP.
+	ka keepaliveServer
 }
 
 // Option changes how a Server is built.

@@ -35,6 +35,8 @@ type session struct {
 	prockey string
 	// lockName is the LOCK file name ("" = locking off).
 	lockName string //lint:ignore U1000 set by LOCK (fs family)
+	// ka is the keepalive family's state: OOB counter and registrations.
+	ka keepaliveSession
 }
 
 func newSession(srv *Server, nc net.Conn, id uint64) *session {
@@ -61,6 +63,7 @@ func (s *session) serve(ctx context.Context) {
 		rx, tx := s.conn.Counters()
 		s.log.Info("session end", "reason", reason, "duration", time.Since(s.start).Round(time.Millisecond), "rx_bytes", rx, "tx_bytes", tx)
 	}()
+	s.startFamilies()
 	if quick := tuneConn(s.nc); quick != nil {
 		s.conn.AfterRead = quick
 	}

@@ -39,6 +39,8 @@ func Key(t testing.TB) *rsa.PrivateKey {
 type Server struct {
 	// Addr is the TCP address, "127.0.0.1:port".
 	Addr string
+	// UDPAddr is the UDP services' address: the same port number as Addr.
+	UDPAddr string
 	// Root is the dbdir, a fresh temporary directory.
 	Root string
 	// Config is the server's configuration.
@@ -87,13 +89,11 @@ func StartOpts(t testing.TB, opts []server.Option, changes ...func(*config.Confi
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln, pc := listenPair(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{Addr: ln.Addr().String(), Root: cfg.DBDir, Config: cfg, Srv: srv, PublicKeyPEM: pub, cancel: cancel, done: make(chan error, 1)}
+	s := &Server{Addr: ln.Addr().String(), UDPAddr: pc.LocalAddr().String(), Root: cfg.DBDir, Config: cfg, Srv: srv, PublicKeyPEM: pub, cancel: cancel, done: make(chan error, 2)}
 	go func() { s.done <- srv.Serve(ctx, ln) }()
+	go func() { s.done <- srv.ServeUDP(ctx, pc) }()
 	t.Cleanup(s.Stop)
 	return s
 }
@@ -103,8 +103,30 @@ func (s *Server) Stop() {
 	s.cancel()
 	if s.done != nil {
 		<-s.done
+		<-s.done
 		s.done = nil
 	}
+}
+
+// listenPair listens on TCP 127.0.0.1:0 and on UDP with the same port number,
+// trying again with another port when that UDP port is taken.
+func listenPair(t testing.TB) (net.Listener, net.PacketConn) {
+	t.Helper()
+	var lastErr error
+	for range 20 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		pc, err := net.ListenPacket("udp", ln.Addr().String())
+		if err == nil {
+			return ln, pc
+		}
+		ln.Close()
+		lastErr = err
+	}
+	t.Fatalf("no port free for both TCP and UDP: %v", lastErr)
+	return nil, nil
 }
 
 // Options returns client options for this server.

@@ -1,0 +1,200 @@
+package udp
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// OOB answers TCP out-of-band keepalive bytes (WIRE.md §6): each urgent byte a
+// client sends is read, counted for SOCKCHECK and echoed back as an urgent byte.
+//
+// Go's runtime uses SIGURG for goroutine preemption, so the kernel's urgent-data
+// signal cannot be used. Instead one epoll instance watches EPOLLPRI on every
+// registered socket and one goroutine reads the byte with recv(MSG_OOB) and
+// answers with send(MSG_OOB). Both calls are made inside the connection's
+// RawConn.Control, which holds a reference on the descriptor, so a socket
+// closed meanwhile is never confused with a new one that reuses its number.
+// SO_OOBINLINE stays off: the urgent byte never enters the in-band stream,
+// whose reader skips it.
+type OOB struct {
+	epfd, evfd int
+	log        *slog.Logger
+
+	mu   sync.Mutex
+	regs map[uint64]*oobReg
+	next uint64
+	done chan struct{}
+}
+
+type oobReg struct {
+	rc   syscall.RawConn
+	sess *Session
+}
+
+// wakeID is the epoll token of the eventfd that stops the loop.
+const wakeID = 0
+
+// NewOOB starts the out-of-band watcher.
+func NewOOB(log *slog.Logger) (*OOB, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("oob: epoll_create1: %w", err)
+	}
+	evfd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		unix.Close(epfd)
+		return nil, fmt.Errorf("oob: eventfd: %w", err)
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN}
+	setToken(&ev, wakeID)
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, evfd, &ev); err != nil {
+		unix.Close(evfd)
+		unix.Close(epfd)
+		return nil, fmt.Errorf("oob: epoll_ctl: %w", err)
+	}
+	o := &OOB{epfd: epfd, evfd: evfd, log: log, regs: make(map[uint64]*oobReg), next: wakeID + 1, done: make(chan struct{})}
+	go o.loop()
+	return o, nil
+}
+
+func setToken(ev *unix.EpollEvent, id uint64) {
+	ev.Fd = int32(uint32(id))
+	ev.Pad = int32(uint32(id >> 32))
+}
+
+func token(ev *unix.EpollEvent) uint64 {
+	return uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
+}
+
+// Add watches nc (a TCP connection) for out-of-band bytes, counting them on
+// sess. The returned function stops watching; call it before closing nc.
+func (o *OOB) Add(nc net.Conn, sess *Session) (remove func(), err error) {
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return nil, errors.New("oob: not a socket")
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil, fmt.Errorf("oob: %w", err)
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.regs == nil {
+		return nil, errors.New("oob: closed")
+	}
+	id := o.next
+	o.next++
+	var cerr error
+	err = rc.Control(func(fd uintptr) {
+		// Edge-triggered: one report per urgent byte, and no busy loop on a
+		// socket whose error or hang-up is reported until its session ends.
+		ev := unix.EpollEvent{Events: unix.EPOLLPRI | unix.EPOLLET}
+		setToken(&ev, id)
+		cerr = unix.EpollCtl(o.epfd, unix.EPOLL_CTL_ADD, int(fd), &ev)
+	})
+	if err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("oob: watch socket: %w", err)
+	}
+	o.regs[id] = &oobReg{rc: rc, sess: sess}
+	return func() { o.remove(id) }, nil
+}
+
+func (o *OOB) remove(id uint64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	r, ok := o.regs[id]
+	if !ok {
+		return
+	}
+	delete(o.regs, id)
+	// Fails harmlessly if the socket is already closed: closing it removed
+	// it from the epoll set.
+	r.rc.Control(func(fd uintptr) { unix.EpollCtl(o.epfd, unix.EPOLL_CTL_DEL, int(fd), nil) })
+}
+
+// Len returns the number of watched sockets.
+func (o *OOB) Len() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.regs)
+}
+
+// Close stops the watcher and waits for its goroutine.
+func (o *OOB) Close() error {
+	o.mu.Lock()
+	if o.regs == nil {
+		o.mu.Unlock()
+		return nil
+	}
+	o.regs = nil
+	o.mu.Unlock()
+	var one [8]byte
+	binary.NativeEndian.PutUint64(one[:], 1)
+	if _, err := unix.Write(o.evfd, one[:]); err != nil {
+		return fmt.Errorf("oob: wake: %w", err)
+	}
+	<-o.done
+	unix.Close(o.evfd)
+	return unix.Close(o.epfd)
+}
+
+func (o *OOB) loop() {
+	defer close(o.done)
+	events := make([]unix.EpollEvent, 64)
+	for {
+		n, err := unix.EpollWait(o.epfd, events, -1)
+		if err != nil {
+			if errors.Is(err, unix.EINTR) {
+				continue // the runtime's preemption signals interrupt the wait
+			}
+			o.log.Error("oob: epoll_wait failed; out-of-band keepalive stops", "err", err)
+			return
+		}
+		for i := range events[:n] {
+			id := token(&events[i])
+			if id == wakeID {
+				return
+			}
+			o.handle(id, events[i].Events)
+		}
+	}
+}
+
+// handle reads and answers the urgent byte of one socket. It holds o.mu so
+// that remove cannot run meanwhile; both syscalls are non-blocking.
+func (o *OOB) handle(id uint64, ev uint32) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	r, ok := o.regs[id]
+	if !ok {
+		return
+	}
+	r.rc.Control(func(fd uintptr) {
+		if ev&unix.EPOLLPRI != 0 {
+			var b [1]byte
+			n, _, err := unix.Recvfrom(int(fd), b[:], unix.MSG_OOB|unix.MSG_DONTWAIT)
+			if err == nil && n == 1 {
+				r.sess.CountOOB()
+				// Best effort: a full send buffer drops the echo, never blocks.
+				unix.Sendto(int(fd), b[:], unix.MSG_OOB|unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL, nil)
+			}
+		}
+		if ev&(unix.EPOLLERR|unix.EPOLLHUP) != 0 {
+			// The connection is dead; its session will end and remove it.
+			unix.EpollCtl(o.epfd, unix.EPOLL_CTL_DEL, int(fd), nil)
+		}
+	})
+}
