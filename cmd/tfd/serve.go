@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -246,9 +247,20 @@ func serve(args []string) error {
 	if host, _, _ := net.SplitHostPort(cfg.ListenAddr()); cfg.Hash == "testhash" && !isLoopback(host) {
 		log.Warn("listening beyond loopback with the default hash \"testhash\": set --hash or the config's hash")
 	}
+	// The UDP services answer on the TCP port's number (WIRE.md §6).
+	host, _, _ := net.SplitHostPort(cfg.ListenAddr())
+	pc, err := net.ListenPacket("udp", net.JoinHostPort(host, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)))
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("listen udp: %w", err)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return srv.Serve(ctx, ln)
+	udpDone := make(chan error, 1)
+	go func() { udpDone <- srv.ServeUDP(ctx, pc) }()
+	err = srv.Serve(ctx, ln)
+	stop()
+	return errors.Join(err, <-udpDone)
 }
 
 func isLoopback(host string) bool {

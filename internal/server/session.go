@@ -37,6 +37,8 @@ type session struct {
 	lockName string //lint:ignore U1000 set by LOCK (fs family)
 	// ka is the keepalive family's state: OOB counter and registrations.
 	ka keepaliveSession
+	// ntfy is the notification family's watch list.
+	ntfy notifySession
 }
 
 func newSession(srv *Server, nc net.Conn, id uint64) *session {
