@@ -5,6 +5,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/fsnotify/fsnotify"
@@ -45,6 +46,13 @@ type dirWatch struct {
 	refs int
 }
 
+var forcePolling atomic.Bool
+
+// ForcePolling makes watchers made from now on poll every directory instead of
+// using inotify (for tests of the fallback, and for filesystems that lie about
+// their events).
+func ForcePolling(on bool) { forcePolling.Store(on) }
+
 // NewWatcher prepares a watcher for entries; call Refresh to attach watches.
 // It never fails: without inotify every entry is polled.
 func NewWatcher(root *os.Root, entries []*Entry, log *slog.Logger) *Watcher {
@@ -53,6 +61,9 @@ func NewWatcher(root *os.Root, entries []*Entry, log *slog.Logger) *Watcher {
 	}
 	nw := &Watcher{root: root, entries: entries, log: log, byID: map[fileID]*dirWatch{},
 		byEntry: make([]*dirWatch, len(entries)), wake: make(chan struct{}, 1), done: make(chan struct{})}
+	if forcePolling.Load() {
+		return nw
+	}
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		log.Info("notify: inotify unavailable; polling", "err", err)

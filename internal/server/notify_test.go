@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tfd-project/tfd/client"
+	"github.com/tfd-project/tfd/internal/notify"
 	"github.com/tfd-project/tfd/internal/servertest"
 	"github.com/tfd-project/tfd/tfproto"
 )
@@ -377,4 +378,14 @@ func TestNotifyEnd(t *testing.T) {
 		}
 		servertest.ExpectClosed(t, conn)
 	})
+}
+
+// The same scenarios without inotify: every directory is swept each interval.
+func TestNotifyPollingFallback(t *testing.T) {
+	notify.ForcePolling(true)
+	defer notify.ForcePolling(false)
+	t.Run("before and after start", TestNotifyBeforeAndAfterStart)
+	t.Run("tokens and indices", TestNotifyTokensAndIndices)
+	t.Run("several entries", TestNotifySeveralEntriesOneSweep)
+	t.Run("directory removed", TestNotifyDirectoryRemoved)
 }

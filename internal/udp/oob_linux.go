@@ -27,10 +27,11 @@ type OOB struct {
 	epfd, evfd int
 	log        *slog.Logger
 
-	mu   sync.Mutex
-	regs map[uint64]*oobReg
-	next uint64
-	done chan struct{}
+	mu      sync.Mutex
+	regs    map[uint64]*oobReg
+	next    uint64
+	started bool // the loop runs from the first Add on
+	done    chan struct{}
 }
 
 type oobReg struct {
@@ -41,7 +42,8 @@ type oobReg struct {
 // wakeID is the epoll token of the eventfd that stops the loop.
 const wakeID = 0
 
-// NewOOB starts the out-of-band watcher.
+// NewOOB makes the out-of-band watcher; its goroutine starts with the first
+// watched socket.
 func NewOOB(log *slog.Logger) (*OOB, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -62,9 +64,7 @@ func NewOOB(log *slog.Logger) (*OOB, error) {
 		unix.Close(epfd)
 		return nil, fmt.Errorf("oob: epoll_ctl: %w", err)
 	}
-	o := &OOB{epfd: epfd, evfd: evfd, log: log, regs: make(map[uint64]*oobReg), next: wakeID + 1, done: make(chan struct{})}
-	go o.loop()
-	return o, nil
+	return &OOB{epfd: epfd, evfd: evfd, log: log, regs: make(map[uint64]*oobReg), next: wakeID + 1, done: make(chan struct{})}, nil
 }
 
 func setToken(ev *unix.EpollEvent, id uint64) {
@@ -109,6 +109,10 @@ func (o *OOB) Add(nc net.Conn, sess *Session) (remove func(), err error) {
 		return nil, fmt.Errorf("oob: watch socket: %w", err)
 	}
 	o.regs[id] = &oobReg{rc: rc, sess: sess}
+	if !o.started {
+		o.started = true
+		go o.loop()
+	}
 	return func() { o.remove(id) }, nil
 }
 
@@ -140,7 +144,12 @@ func (o *OOB) Close() error {
 		return nil
 	}
 	o.regs = nil
+	started := o.started
 	o.mu.Unlock()
+	if !started {
+		unix.Close(o.evfd)
+		return unix.Close(o.epfd)
+	}
 	var one [8]byte
 	binary.NativeEndian.PutUint64(one[:], 1)
 	if _, err := unix.Write(o.evfd, one[:]); err != nil {
