@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/tfd-project/tfd/client"
 	"github.com/tfd-project/tfd/internal/server"
 	"github.com/tfd-project/tfd/internal/servertest"
 	"github.com/tfd-project/tfd/internal/tlb"
@@ -331,5 +333,56 @@ func TestOOBInsideFrame(t *testing.T) {
 	body, err := conn.ReadFrame(0)
 	if err != nil || string(body) != "urgent-split" {
 		t.Fatalf("reply %q %v", body, err)
+	}
+}
+
+func TestClientUDPAndOOB(t *testing.T) {
+	srv := servertest.StartOpts(t, []server.Option{server.WithTLBPool(fakePool{tuples: []string{"6 ::1;10346"}})})
+	ctx := servertest.Context(t)
+	c := srv.Dial(t)
+	key, err := c.ProcKey(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := client.HostCheck(ctx, srv.UDPAddr); err != nil {
+		t.Fatal(err)
+	}
+	if alive, err := client.ProcCheck(ctx, srv.UDPAddr, key); err != nil || !alive {
+		t.Fatalf("ProcCheck %v %v", alive, err)
+	}
+	if alive, err := client.ProcCheck(ctx, srv.UDPAddr, key+"0"); err != nil || alive {
+		t.Fatalf("ProcCheck of a wrong key %v %v", alive, err)
+	}
+	for i := 1; i <= 2; i++ {
+		if err := c.OOBPing(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n, alive, err := client.SockCheck(ctx, srv.UDPAddr, key); err != nil || !alive || n != uint32(i) {
+			t.Fatalf("SockCheck %d %v %v, want %d", n, alive, err, i)
+		}
+	}
+	if _, alive, err := client.SockCheck(ctx, srv.UDPAddr, "/nope"); err != nil || alive {
+		t.Fatalf("SockCheck of a wrong key %v %v", alive, err)
+	}
+	if tuple, err := client.UDPTLB(ctx, srv.UDPAddr); err != nil || tuple != "6 ::1;10346" {
+		t.Fatalf("UDPTLB %q %v", tuple, err)
+	}
+	if got, err := c.Echo(ctx, "fine"); err != nil || got != "fine" {
+		t.Fatalf("echo after OOB %q %v", got, err)
+	}
+
+	empty := servertest.Start(t)
+	if _, err := client.UDPTLB(ctx, empty.UDPAddr); !errors.Is(err, client.ErrNoTuple) {
+		t.Fatalf("UDPTLB without a pool: %v", err)
+	}
+	// Nobody listening: an error, not a hang.
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := pc.LocalAddr().String()
+	pc.Close()
+	if err := client.HostCheck(ctx, dead); err == nil {
+		t.Fatal("HostCheck of a closed port succeeded")
 	}
 }
