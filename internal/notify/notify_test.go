@@ -223,3 +223,23 @@ func TestWatcher(t *testing.T) {
 		})
 	}
 }
+
+func TestWatcherFileEntryIsInert(t *testing.T) {
+	dir, root := newRoot(t)
+	write(t, dir, "plain")
+	w := NewWatcher(root, []*Entry{{Dir: "plain"}}, nil)
+	defer w.Close()
+	w.Refresh()
+	if w.Polling() {
+		t.Fatal("a file entry makes the session poll")
+	}
+	if _, _, ok := (&Entry{Dir: "plain"}).Find(root); ok {
+		t.Fatal("a file entry found a notification")
+	}
+	// It becomes a directory: watched (or polled) from the next refresh.
+	os.Remove(filepath.Join(dir, "plain"))
+	w.Refresh()
+	if !w.Polling() {
+		t.Fatal("a missing entry is not polled")
+	}
+}

@@ -31,7 +31,8 @@ type Watcher struct {
 
 	w       *fsnotify.Watcher // nil: inotify unavailable, poll everything
 	byID    map[fileID]*dirWatch
-	byEntry []*dirWatch // nil: entry not watched (poll it)
+	byEntry []*dirWatch // nil: entry not watched (poll it unless inert)
+	inert   []bool      // the entry's path is not a directory: nothing to find
 	wake    chan struct{}
 	done    chan struct{}
 	wg      sync.WaitGroup
@@ -60,7 +61,7 @@ func NewWatcher(root *os.Root, entries []*Entry, log *slog.Logger) *Watcher {
 		log = slog.New(slog.DiscardHandler)
 	}
 	nw := &Watcher{root: root, entries: entries, log: log, byID: map[fileID]*dirWatch{},
-		byEntry: make([]*dirWatch, len(entries)), wake: make(chan struct{}, 1), done: make(chan struct{})}
+		byEntry: make([]*dirWatch, len(entries)), inert: make([]bool, len(entries)), wake: make(chan struct{}, 1), done: make(chan struct{})}
 	if forcePolling.Load() {
 		return nw
 	}
@@ -106,9 +107,10 @@ func (nw *Watcher) C() <-chan struct{} { return nw.wake }
 // that came back or was replaced gets a new watch.
 func (nw *Watcher) Refresh() {
 	for i, e := range nw.entries {
-		id, f, ok := nw.identify(e.Dir)
+		id, f, kind := nw.identify(e.Dir)
+		nw.inert[i] = kind == notDir
 		cur := nw.byEntry[i]
-		if ok && cur != nil && cur.id == id {
+		if kind == isDir && cur != nil && cur.id == id {
 			f.Close()
 			continue
 		}
@@ -116,27 +118,38 @@ func (nw *Watcher) Refresh() {
 			nw.release(cur)
 			nw.byEntry[i] = nil
 		}
-		if !ok {
-			continue
+		if kind == isDir {
+			nw.byEntry[i] = nw.attach(id, f)
 		}
-		nw.byEntry[i] = nw.attach(id, f)
 	}
 }
 
-// identify opens dir through the root and returns its identity and the open
-// directory (the caller owns it).
-func (nw *Watcher) identify(dir string) (fileID, *os.File, bool) {
+type pathKind int
+
+const (
+	missing pathKind = iota
+	notDir
+	isDir
+)
+
+// identify opens dir through the root and, for a directory, returns its
+// identity and the open directory (the caller owns it).
+func (nw *Watcher) identify(dir string) (fileID, *os.File, pathKind) {
 	f, err := nw.root.Open(dir)
 	if err != nil {
-		return fileID{}, nil, false
+		return fileID{}, nil, missing
 	}
 	fi, err := f.Stat()
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if err != nil || !ok || !fi.IsDir() {
+	if err != nil {
 		f.Close()
-		return fileID{}, nil, false
+		return fileID{}, nil, missing
 	}
-	return fileID{dev: st.Dev, ino: st.Ino}, f, true
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || !fi.IsDir() {
+		f.Close()
+		return fileID{}, nil, notDir
+	}
+	return fileID{dev: st.Dev, ino: st.Ino}, f, isDir
 }
 
 // attach returns the watch for directory id, adding one if needed; it takes
@@ -189,10 +202,11 @@ func inotifyWorks(f *os.File) bool {
 }
 
 // Polling reports whether some entry has no watch and must be swept every
-// interval.
+// interval. An entry naming an existing file (ADDNTFY accepts one) is inert,
+// not polled: the safety sweep notices if it ever becomes a directory.
 func (nw *Watcher) Polling() bool {
-	for _, dw := range nw.byEntry {
-		if dw == nil {
+	for i, dw := range nw.byEntry {
+		if dw == nil && !nw.inert[i] {
 			return true
 		}
 	}
