@@ -96,6 +96,11 @@ func (o *OOB) Add(nc net.Conn, sess *Session) (remove func(), err error) {
 	o.next++
 	var cerr error
 	err = rc.Control(func(fd uintptr) {
+		// Urgent bytes must never enter the in-band stream (off is the
+		// default; make sure).
+		if cerr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_OOBINLINE, 0); cerr != nil {
+			return
+		}
 		// Edge-triggered: one report per urgent byte, and no busy loop on a
 		// socket whose error or hang-up is reported until its session ends.
 		ev := unix.EpollEvent{Events: unix.EPOLLPRI | unix.EPOLLET}

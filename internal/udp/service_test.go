@@ -208,3 +208,29 @@ func FuzzHandle(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkHandle(b *testing.B) {
+	reg := NewRegistry()
+	var s Session
+	key, _ := reg.Register(&s)
+	for range 10000 {
+		reg.Register(&Session{})
+	}
+	h := &Handler{Sessions: reg, Pool: func() tlb.Pool { return fakePool{n: 4} }}
+	for _, bc := range []struct {
+		name string
+		pkt  []byte
+	}{
+		{"hostcheck", []byte{0}},
+		{"procheck", append([]byte{1}, key...)},
+		{"sockcheck", append([]byte{2}, key...)},
+		{"udp_tlb", []byte{3}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				h.Handle(bc.pkt, "10.0.0.1:5000")
+			}
+		})
+	}
+}
