@@ -187,19 +187,21 @@ func TestWatcher(t *testing.T) {
 		t.Run("poll="+strconv.FormatBool(poll), func(t *testing.T) {
 			ForcePolling(poll)
 			defer ForcePolling(false)
+			hub := NewHub(nil)
+			defer hub.Close()
 			dir, root := newRoot(t)
 			os.Mkdir(filepath.Join(dir, "a"), 0o755)
 			os.Mkdir(filepath.Join(dir, "b"), 0o755)
 			entries := []*Entry{{Dir: "a"}, {Dir: "b"}, {Token: "x", Dir: "a"}}
-			w := NewWatcher(root, entries, nil)
+			w := NewWatcher(hub, root, entries)
 			defer w.Close()
 			w.Refresh()
 			if w.Polling() != poll {
 				t.Fatalf("Polling() = %v", w.Polling())
 			}
 			if !poll {
-				if len(w.byID) != 2 {
-					t.Fatalf("%d watches for 2 directories", len(w.byID))
+				if hub.Watches() != 2 {
+					t.Fatalf("%d watches for 2 directories", hub.Watches())
 				}
 				write(t, filepath.Join(dir, "b"), "f")
 				select {
@@ -224,10 +226,55 @@ func TestWatcher(t *testing.T) {
 	}
 }
 
+func TestHubSharedBetweenSessions(t *testing.T) {
+	hub := NewHub(nil)
+	defer hub.Close()
+	dir, root := newRoot(t)
+	os.Mkdir(filepath.Join(dir, "d"), 0o755)
+	w1 := NewWatcher(hub, root, []*Entry{{Dir: "d"}})
+	w2 := NewWatcher(hub, root, []*Entry{{Dir: "/d"}, {Dir: "d"}})
+	w1.Refresh()
+	w2.Refresh()
+	if hub.Watches() != 1 {
+		t.Fatalf("%d watches for one directory", hub.Watches())
+	}
+	write(t, filepath.Join(dir, "d"), "f")
+	for i, w := range []*Watcher{w1, w2} {
+		select {
+		case <-w.C():
+		case <-time.After(10 * time.Second):
+			t.Fatalf("watcher %d not woken", i+1)
+		}
+	}
+	w1.Close()
+	if hub.Watches() != 1 {
+		t.Fatal("watch dropped while another session uses it")
+	}
+	os.Remove(filepath.Join(dir, "d", "f"))
+	select {
+	case <-w2.C():
+	case <-time.After(10 * time.Second):
+		t.Fatal("remaining watcher not woken")
+	}
+	w2.Close()
+	if hub.Watches() != 0 {
+		t.Fatalf("%d watches left", hub.Watches())
+	}
+	// Without a hub everything is polled.
+	w3 := NewWatcher(nil, root, []*Entry{{Dir: "d"}})
+	w3.Refresh()
+	if !w3.Polling() {
+		t.Fatal("no hub but not polling")
+	}
+	w3.Close()
+}
+
 func TestWatcherFileEntryIsInert(t *testing.T) {
 	dir, root := newRoot(t)
 	write(t, dir, "plain")
-	w := NewWatcher(root, []*Entry{{Dir: "plain"}}, nil)
+	hub := NewHub(nil)
+	defer hub.Close()
+	w := NewWatcher(hub, root, []*Entry{{Dir: "plain"}})
 	defer w.Close()
 	w.Refresh()
 	if w.Polling() {

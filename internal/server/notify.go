@@ -14,10 +14,15 @@ import (
 // session's watch list; STARTNTFY turns the session into notification mode for
 // good.
 func init() {
-	registerFamily(family{name: "notify", commands: []command{
-		{name: "ADDNTFY", run: cmdAddNtfy},
-		{name: "STARTNTFY", run: cmdStartNtfy},
-	}})
+	registerFamily(family{
+		name: "notify",
+		commands: []command{
+			{name: "ADDNTFY", run: cmdAddNtfy},
+			{name: "STARTNTFY", run: cmdStartNtfy},
+		},
+		start: func(s *Server) error { s.ntfy = notify.NewHub(s.log); return nil },
+		stop:  func(s *Server) { s.ntfy.Close() },
+	})
 }
 
 // notifySession is the session's watch list.
@@ -99,7 +104,7 @@ func (s *session) notifyMode(interval time.Duration) error {
 	answers, stopReader := s.startAnswerReader()
 	defer stopReader()
 	root := s.fs.Root()
-	w := notify.NewWatcher(root, s.ntfy.entries, s.log)
+	w := notify.NewWatcher(s.srv.ntfy, root, s.ntfy.entries)
 	defer w.Close()
 
 	// Go 1.23 timers: after Stop, no stale tick is ever received.

@@ -389,3 +389,27 @@ func TestNotifyPollingFallback(t *testing.T) {
 	t.Run("several entries", TestNotifySeveralEntriesOneSweep)
 	t.Run("directory removed", TestNotifyDirectoryRemoved)
 }
+
+// Two sessions on one directory share its inotify watch; each gets its own
+// files, and one ending does not silence the other.
+func TestNotifyTwoSessionsOneDirectory(t *testing.T) {
+	srv := servertest.Start(t)
+	mkdirs(t, srv.Root, "shared")
+	a := notifySession(t, srv, "", [2]string{"a_", "shared"})
+	b := notifySession(t, srv, "", [2]string{"b_", "shared"})
+	touch(t, srv.Root, "shared/b_1", "shared/a_1")
+	if n := next(t, a); n.Name != "a_1" {
+		t.Fatalf("a got %+v", n)
+	}
+	answer(t, a, client.End)
+	if n := next(t, b); n.Name != "b_1" {
+		t.Fatalf("b got %+v", n)
+	}
+	answer(t, b, client.Keep)
+	waitSessions(t, srv, 1)
+	touch(t, srv.Root, "shared/b_2")
+	if n := next(t, b); n.Name != "b_2" {
+		t.Fatalf("b got %+v", n)
+	}
+	answer(t, b, client.Keep)
+}

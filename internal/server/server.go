@@ -22,6 +22,7 @@ import (
 
 	"github.com/tfd-project/tfd/internal/config"
 	"github.com/tfd-project/tfd/internal/gateway"
+	"github.com/tfd-project/tfd/internal/notify"
 	"github.com/tfd-project/tfd/internal/tlb"
 	"github.com/tfd-project/tfd/tfproto"
 )
@@ -47,6 +48,8 @@ type Server struct {
 
 	// ka is the keepalive family's state: process keys, OOB watcher, UDP.
 	ka keepaliveServer
+	// ntfy is the notification family's inotify hub, shared by its sessions.
+	ntfy *notify.Hub
 }
 
 // Option changes how a Server is built.
