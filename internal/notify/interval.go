@@ -1,12 +1,13 @@
 // Package notify is the machinery of TFProtocol's notification mode (ADDNTFY,
 // STARTNTFY; WIRE.md §5.41–5.42): watch-list entries and their tokens, the
-// sweep that finds the next notification in a directory, the client's interval,
-// and a Watcher that wakes the sweep on inotify events (through fsnotify) and
-// tells when a directory must be polled instead.
+// sweep that finds the next notification in a directory, the client's
+// interval, the server-wide Hub (one inotify instance through fsnotify, shared
+// by all sessions, one watch per directory) and the per-session Watcher that
+// wakes the sweep on a change and tells when a directory must be polled instead.
 //
 // Every path-based operation (open, stat, unlink, adding an inotify watch) is a
 // method the session calls on its own goroutine, through the session's os.Root;
-// the only goroutine started here forwards wake-ups.
+// the only goroutine started here (the hub's) forwards wake-ups.
 package notify
 
 import (
