@@ -6,6 +6,7 @@ import (
 
 	"github.com/tfd-project/tfd/internal/tlb"
 	"github.com/tfd-project/tfd/internal/udp"
+	"github.com/tfd-project/tfd/tfproto"
 )
 
 // The keepalive family (WIRE.md §5.23, §6): the node-wide registry of process
@@ -57,6 +58,11 @@ func stopKeepalive(s *Server) {
 // keepaliveSessionStart watches the socket for OOB bytes from the first byte
 // on: the keepalive works before the handshake too.
 func keepaliveSessionStart(s *session) {
+	// Reads take a pending urgent byte first (see udp.Conn), so none is lost
+	// to an in-band read; nothing has been read yet, so s.conn can change.
+	if c, err := udp.Conn(s.nc, &s.ka.state); err == nil {
+		s.conn = tfproto.NewConn(c)
+	}
 	if s.srv.ka.oob == nil {
 		return
 	}

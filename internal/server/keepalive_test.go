@@ -304,35 +304,45 @@ func TestOOBBeforeHandshake(t *testing.T) {
 	}
 }
 
-// An urgent byte in the middle of a command's frame must not corrupt it.
-func TestOOBInsideFrame(t *testing.T) {
+// Urgent bytes in the middle of commands' frames, while the session reads,
+// must not corrupt them, and each must be answered and counted.
+func TestOOBInsideFrames(t *testing.T) {
 	srv := servertest.Start(t)
 	conn := srv.DialHandshake(t)
+	key := servertest.Command(t, conn, "PROCKEY")[len("OK "):]
 	nc := conn.NetConn()
-	// Send "ECHO hello" as two writes with an urgent byte between them: the
-	// frame header and body are enciphered as the wire demands, written raw.
-	line := "ECHO urgent-split"
-	var enc []byte
-	conn.WithTx(func(tx *tfproto.Cipher) {
-		hdr := tfproto.Int32Field(int32(len(line)))
-		body := []byte(line)
-		tx.Encrypt(hdr, hdr)
-		tx.Encrypt(body, body)
-		enc = append(hdr, body...)
-	})
-	if _, err := nc.Write(enc[:7]); err != nil {
-		t.Fatal(err)
+	p := newProbe(t, srv.UDPAddr)
+	const rounds = 30
+	for i := range rounds {
+		line := fmt.Sprintf("ECHO urgent-split-%d", i)
+		var enc []byte
+		conn.WithTx(func(tx *tfproto.Cipher) {
+			hdr := tfproto.Int32Field(int32(len(line)))
+			body := []byte(line)
+			tx.Encrypt(hdr, hdr)
+			tx.Encrypt(body, body)
+			enc = append(hdr, body...)
+		})
+		cut := 1 + i%(len(enc)-1) // every position, header and body
+		if _, err := nc.Write(enc[:cut]); err != nil {
+			t.Fatal(err)
+		}
+		sendOOB(t, nc, byte(i))
+		if _, err := nc.Write(enc[cut:]); err != nil {
+			t.Fatal(err)
+		}
+		// The echo comes before the reply: take it first, or the client's
+		// own in-band read would skip it and its kernel forget it.
+		if got := recvOOB(t, nc); got != byte(i) {
+			t.Fatalf("round %d: echo %d", i, got)
+		}
+		body, err := conn.ReadFrame(0)
+		if err != nil || string(body) != line[len("ECHO "):] {
+			t.Fatalf("round %d: reply %q %v", i, body, err)
+		}
 	}
-	sendOOB(t, nc, '#')
-	if got := recvOOB(t, nc); got != '#' {
-		t.Fatalf("echo %q", got)
-	}
-	if _, err := nc.Write(enc[7:]); err != nil {
-		t.Fatal(err)
-	}
-	body, err := conn.ReadFrame(0)
-	if err != nil || string(body) != "urgent-split" {
-		t.Fatalf("reply %q %v", body, err)
+	if got := p.ask([]byte("\x02" + key)); string(got) != fmt.Sprintf("\x01%d\x00", rounds) {
+		t.Fatalf("SOCKCHECK %q after %d urgent bytes", got, rounds)
 	}
 }
 

@@ -4,8 +4,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"syscall"
 
@@ -198,17 +200,128 @@ func (o *OOB) handle(id uint64, ev uint32) {
 	}
 	r.rc.Control(func(fd uintptr) {
 		if ev&unix.EPOLLPRI != 0 {
-			var b [1]byte
-			n, _, err := unix.Recvfrom(int(fd), b[:], unix.MSG_OOB|unix.MSG_DONTWAIT)
-			if err == nil && n == 1 {
-				r.sess.CountOOB()
-				// Best effort: a full send buffer drops the echo, never blocks.
-				unix.Sendto(int(fd), b[:], unix.MSG_OOB|unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL, nil)
-			}
+			r.sess.mu.Lock()
+			takeOOB(int(fd), r.sess)
+			r.sess.mu.Unlock()
 		}
 		if ev&(unix.EPOLLERR|unix.EPOLLHUP) != 0 {
 			// The connection is dead; its session will end and remove it.
 			unix.EpollCtl(o.epfd, unix.EPOLL_CTL_DEL, int(fd), nil)
 		}
 	})
+}
+
+// takeOOB reads a pending urgent byte, if any, counts it and answers it, or
+// keeps the answer pending (see flushEcho). The caller holds sess.mu. Two
+// callers racing for one byte are fine: the kernel gives it to one.
+func takeOOB(fd int, sess *Session) {
+	var b [1]byte
+	if n, _, err := unix.Recvfrom(fd, b[:], unix.MSG_OOB|unix.MSG_DONTWAIT); err == nil && n == 1 {
+		sess.CountOOB()
+		sess.hasEcho, sess.echo = true, b[0]
+	}
+	flushEcho(fd, sess)
+}
+
+// flushEcho sends the pending answer once the urgent mark is at the in-band
+// read position. TCP keeps one urgent mark: if the client's next urgent byte
+// arrived while unread in-band data still lay before this one's mark, the
+// kernel would turn this urgent byte into in-band data and corrupt the stream.
+// Answering only when nothing unread lies before the mark (at once for a
+// session waiting for its next command, after the session has read up to the
+// mark otherwise) makes "wait for the answer before the next probe", what a
+// keepalive client does, enough to keep the stream intact. Every in-band read
+// goes through Conn, which stops at the mark and calls this after each read,
+// so the moment is never missed. The caller holds sess.mu.
+func flushEcho(fd int, sess *Session) {
+	if !sess.hasEcho {
+		return
+	}
+	if at, err := unix.IoctlGetInt(fd, unix.SIOCATMARK); err != nil || at == 0 {
+		return
+	}
+	sess.hasEcho = false
+	// Best effort: a full send buffer drops the answer, never blocks.
+	unix.Sendto(fd, []byte{sess.echo}, unix.MSG_OOB|unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL, nil)
+}
+
+// Conn wraps a TCP connection so that its in-band reads never lose an urgent
+// byte, which they otherwise can: with SO_OOBINLINE off, an in-band read that
+// starts at the urgent mark skips the urgent byte and the kernel then forgets
+// it, so a probe that arrives while the session reads (before the handshake,
+// or during an upload) would go unanswered and uncounted. The epoll watcher
+// cannot win that race; this Conn removes it. Each read, under sess.mu, first
+// peeks how much in-band data is there (a peek never makes the kernel forget
+// the urgent byte), then takes any urgent byte (counted on sess), then reads
+// only the peeked amount, which ends before any urgent byte that arrived
+// meanwhile, then sends a pending answer if the mark is reached (flushEcho).
+func Conn(nc net.Conn, sess *Session) (net.Conn, error) {
+	tc, ok := nc.(*net.TCPConn)
+	if !ok {
+		return nil, errors.New("oob: not a TCP connection")
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return nil, fmt.Errorf("oob: %w", err)
+	}
+	return &oobConn{TCPConn: tc, rc: rc, sess: sess}, nil
+}
+
+type oobConn struct {
+	*net.TCPConn
+	rc   syscall.RawConn
+	sess *Session
+}
+
+// Read reads in-band data like net.TCPConn.Read (deadlines included), taking
+// any urgent byte first.
+func (c *oobConn) Read(b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
+	var n int
+	var rerr error
+	recvRetry := func(fd int, p []byte, flags int) (int, error) {
+		for {
+			k, _, err := unix.Recvfrom(fd, p, flags)
+			if err != unix.EINTR {
+				return k, err
+			}
+		}
+	}
+	err := c.rc.Read(func(fd uintptr) bool {
+		c.sess.mu.Lock()
+		defer c.sess.mu.Unlock()
+		// MSG_TRUNC with MSG_PEEK: how much, without copying. Like a read,
+		// the peek stops at the urgent mark (or skips the urgent byte when it
+		// starts there), so the read below never goes past a mark.
+		var avail int
+		avail, rerr = recvRetry(int(fd), b, unix.MSG_PEEK|unix.MSG_TRUNC|unix.MSG_DONTWAIT)
+		takeOOB(int(fd), c.sess)
+		switch {
+		case rerr == unix.EAGAIN:
+			rerr = nil
+			return false // wait for data
+		case rerr != nil || avail == 0: // error or end of stream
+			n = 0
+			return true
+		}
+		n, rerr = recvRetry(int(fd), b[:avail], unix.MSG_DONTWAIT)
+		flushEcho(int(fd), c.sess)
+		if rerr == unix.EAGAIN {
+			rerr = nil
+			return false
+		}
+		return true
+	})
+	if err == nil && rerr != nil {
+		err = os.NewSyscallError("read", rerr)
+	}
+	if err != nil {
+		return 0, &net.OpError{Op: "read", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
+	}
+	if n == 0 {
+		return 0, io.EOF
+	}
+	return n, nil
 }

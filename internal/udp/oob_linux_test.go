@@ -1,7 +1,11 @@
 package udp
 
 import (
+	"errors"
+	"io"
 	"net"
+	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -159,5 +163,75 @@ func TestOOBClosedSocketAndClose(t *testing.T) {
 	}
 	if _, err := o2.Add(&net.UDPConn{}, &sess); err == nil {
 		t.Fatal("Add after Close succeeded")
+	}
+}
+
+// With Conn and the watcher together (the server's setup), every probe is
+// answered and counted once, whether it arrives while the session reads (Conn
+// takes it) or while it waits (the watcher does), and the in-band bytes come
+// through intact.
+func TestConnTakesUrgentBytesWhileReading(t *testing.T) {
+	srvConn, cli := tcpPair(t)
+	var sess Session
+	c, err := Conn(srvConn, &sess)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := NewOOB(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	remove, err := o.Add(srvConn, &sess)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer remove()
+	const rounds = 100
+	got := make(chan string, 1)
+	go func() {
+		buf := make([]byte, 6*rounds)
+		c.SetReadDeadline(time.Now().Add(20 * time.Second))
+		n, err := readFull(c, buf)
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		got <- string(buf[:n])
+	}()
+	for i := range rounds {
+		if _, err := cli.Write([]byte("abc")); err != nil {
+			t.Fatal(err)
+		}
+		oobSend(t, cli, byte(i))
+		if b := oobRecv(t, cli); b != byte(i) {
+			t.Fatalf("round %d: echo %d", i, b)
+		}
+		if _, err := cli.Write([]byte("def")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s := <-got; s != strings.Repeat("abcdef", rounds) {
+		t.Fatalf("in-band data %q", s)
+	}
+	if sess.OOB() != rounds {
+		t.Fatalf("counted %d of %d", sess.OOB(), rounds)
+	}
+	// Deadlines and end of stream behave as on a net.TCPConn.
+	c.SetReadDeadline(time.Now().Add(-time.Second))
+	var ne net.Error
+	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) || !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("deadline: %v", err)
+	}
+	c.SetReadDeadline(time.Time{})
+	cli.(*net.TCPConn).CloseWrite() // FIN: end of stream (a close would reset)
+	if _, err := c.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("after peer close: %v", err)
+	}
+	if n, err := c.Read(nil); n != 0 || err != nil {
+		t.Fatalf("empty read %d %v", n, err)
+	}
+	if _, err := Conn(&net.UDPConn{}, &sess); err == nil {
+		t.Fatal("Conn of a UDP conn")
 	}
 }

@@ -25,6 +25,12 @@ const MaxKeyLen = 39
 // is alive (it is registered) and how many out-of-band bytes it has received.
 type Session struct {
 	oob atomic.Uint32
+
+	// mu serializes the handling of urgent bytes with in-band reads of the
+	// session's socket (see Conn); echo is an answer not sent yet.
+	mu      sync.Mutex
+	hasEcho bool
+	echo    byte
 }
 
 // CountOOB records one out-of-band byte received on the session's socket.
