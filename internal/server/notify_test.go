@@ -413,3 +413,16 @@ func TestNotifyTwoSessionsOneDirectory(t *testing.T) {
 	}
 	answer(t, b, client.Keep)
 }
+
+func TestAddNtfyLimit(t *testing.T) {
+	srv := servertest.Start(t)
+	conn := srv.DialHandshake(t)
+	for i := range notify.MaxEntries {
+		if got := servertest.Command(t, conn, "ADDNTFY t"); got != "OK" {
+			t.Fatalf("entry %d: %q", i, got)
+		}
+	}
+	if got := servertest.Command(t, conn, "ADDNTFY t"); got != tfproto.CodeNotifyAdd.Line() {
+		t.Fatalf("entry beyond the limit: %q", got)
+	}
+}
