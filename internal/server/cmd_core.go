@@ -134,10 +134,10 @@ func cmdFTOD(s *session, args string) error {
 }
 
 // PROCKEY: a key unique on the node, registered for the UDP checks until the
-// session ends (see keepalive.go and udp.Registry for its form).
+// session ends (see netcheck.go and udp.Registry for its form).
 func cmdProcKey(s *session, _ string) error {
 	if s.prockey == "" {
-		key, err := s.srv.ka.keys.Register(&s.ka.state)
+		key, err := s.srv.chk.keys.Register(&s.chk.state)
 		if err != nil {
 			s.log.Warn("prockey", "err", err)
 			return s.fail(tfproto.CodeNoProcKey)

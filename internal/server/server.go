@@ -46,8 +46,8 @@ type Server struct {
 	bus     gateway.Bus
 	tlbPool tlb.Pool
 
-	// ka is the keepalive family's state: process keys, OOB watcher, UDP.
-	ka keepaliveServer
+	// chk is the netcheck family's state: process keys, OOB watcher, UDP.
+	chk netcheckServer
 	// ntfy is the notification family's inotify hub, shared by its sessions.
 	ntfy *notify.Hub
 }

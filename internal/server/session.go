@@ -35,8 +35,8 @@ type session struct {
 	prockey string
 	// lockName is the LOCK file name ("" = locking off).
 	lockName string //lint:ignore U1000 set by LOCK (fs family)
-	// ka is the keepalive family's state: OOB counter and registrations.
-	ka keepaliveSession
+	// chk is the netcheck family's state: OOB counter and registrations.
+	chk netcheckSession
 	// ntfy is the notification family's watch list.
 	ntfy notifySession
 }

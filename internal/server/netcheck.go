@@ -9,78 +9,78 @@ import (
 	"github.com/tfd-project/tfd/tfproto"
 )
 
-// The keepalive family (WIRE.md §5.23, §6): the node-wide registry of process
+// The netcheck family (WIRE.md §5.23, §6): the node-wide registry of process
 // keys that PROCKEY fills and the UDP checks read, the UDP services on the TCP
 // port's number, and the TCP out-of-band keepalive. It has no commands of its
-// own: PROCKEY is a core command and KEEPALIVE sets socket options.
+// own: PROCKEY is a core command, KEEPALIVE belongs to the keepalive family.
 func init() {
 	registerFamily(family{
-		name:         "keepalive",
-		start:        startKeepalive,
-		stop:         stopKeepalive,
-		sessionStart: keepaliveSessionStart,
-		sessionEnd:   keepaliveSessionEnd,
+		name:         "netcheck",
+		start:        startNetcheck,
+		stop:         stopNetcheck,
+		sessionStart: netcheckSessionStart,
+		sessionEnd:   netcheckSessionEnd,
 	})
 }
 
-// keepaliveServer is the server-wide state of the keepalive family.
-type keepaliveServer struct {
+// netcheckServer is the server-wide state of the keepalive family.
+type netcheckServer struct {
 	keys *udp.Registry
 	oob  *udp.OOB // nil when epoll is unavailable
 	udp  *udp.Handler
 }
 
-// keepaliveSession is one session's part.
-type keepaliveSession struct {
+// netcheckSession is one session's part.
+type netcheckSession struct {
 	state     udp.Session
 	removeOOB func()
 }
 
-func startKeepalive(s *Server) error {
-	s.ka.keys = udp.NewRegistry()
-	s.ka.udp = &udp.Handler{Sessions: s.ka.keys, Pool: func() tlb.Pool { return s.TLBPool() }, Log: s.log}
+func startNetcheck(s *Server) error {
+	s.chk.keys = udp.NewRegistry()
+	s.chk.udp = &udp.Handler{Sessions: s.chk.keys, Pool: func() tlb.Pool { return s.TLBPool() }, Log: s.log}
 	oob, err := udp.NewOOB(s.log)
 	if err != nil {
 		// Not fatal: only the out-of-band keepalive is lost.
 		s.log.Warn("out-of-band keepalive unavailable", "err", err)
 		return nil
 	}
-	s.ka.oob = oob
+	s.chk.oob = oob
 	return nil
 }
 
-func stopKeepalive(s *Server) {
-	if s.ka.oob != nil {
-		s.ka.oob.Close()
+func stopNetcheck(s *Server) {
+	if s.chk.oob != nil {
+		s.chk.oob.Close()
 	}
 }
 
-// keepaliveSessionStart watches the socket for OOB bytes from the first byte
+// netcheckSessionStart watches the socket for OOB bytes from the first byte
 // on: the keepalive works before the handshake too.
-func keepaliveSessionStart(s *session) {
+func netcheckSessionStart(s *session) {
 	// Reads take a pending urgent byte first (see udp.Conn), so none is lost
 	// to an in-band read; nothing has been read yet, so s.conn can change.
-	if c, err := udp.Conn(s.nc, &s.ka.state); err == nil {
+	if c, err := udp.Conn(s.nc, &s.chk.state); err == nil {
 		s.conn = tfproto.NewConn(c)
 	}
-	if s.srv.ka.oob == nil {
+	if s.srv.chk.oob == nil {
 		return
 	}
-	remove, err := s.srv.ka.oob.Add(s.nc, &s.ka.state)
+	remove, err := s.srv.chk.oob.Add(s.nc, &s.chk.state)
 	if err != nil {
 		s.log.Debug("oob watch", "err", err)
 		return
 	}
-	s.ka.removeOOB = remove
+	s.chk.removeOOB = remove
 }
 
-func keepaliveSessionEnd(s *session) {
-	if s.ka.removeOOB != nil {
-		s.ka.removeOOB()
-		s.ka.removeOOB = nil
+func netcheckSessionEnd(s *session) {
+	if s.chk.removeOOB != nil {
+		s.chk.removeOOB()
+		s.chk.removeOOB = nil
 	}
 	if s.prockey != "" {
-		s.srv.ka.keys.Unregister(s.prockey)
+		s.srv.chk.keys.Unregister(s.prockey)
 	}
 }
 
@@ -89,5 +89,5 @@ func keepaliveSessionEnd(s *session) {
 // listener's port number.
 func (s *Server) ServeUDP(ctx context.Context, pc net.PacketConn) error {
 	s.log.Info("listening (udp)", "addr", pc.LocalAddr().String())
-	return s.ka.udp.Serve(ctx, pc)
+	return s.chk.udp.Serve(ctx, pc)
 }
