@@ -23,7 +23,7 @@ func init() {
 	})
 }
 
-// netcheckServer is the server-wide state of the keepalive family.
+// netcheckServer is the server-wide state of the netcheck family.
 type netcheckServer struct {
 	keys *udp.Registry
 	oob  *udp.OOB // nil when epoll is unavailable
