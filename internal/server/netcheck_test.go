@@ -68,16 +68,16 @@ func (p *udpProbe) noReply(pkt []byte) {
 	}
 }
 
-type fakePool struct{ tuples []string }
+type fakeTLBPool struct{ tuples []string }
 
-func (p fakePool) NewPicker() tlb.Picker { return &fakePicker{tuples: p.tuples} }
+func (p fakeTLBPool) NewPicker() tlb.Picker { return &fakeTLBPicker{tuples: p.tuples} }
 
-type fakePicker struct {
+type fakeTLBPicker struct {
 	tuples []string
 	i      int
 }
 
-func (p *fakePicker) Next() (string, error) {
+func (p *fakeTLBPicker) Next() (string, error) {
 	if len(p.tuples) == 0 {
 		return "", tlb.ErrEmpty
 	}
@@ -110,7 +110,7 @@ func TestProcKeyUniqueAndStable(t *testing.T) {
 }
 
 func TestUDPServices(t *testing.T) {
-	pool := fakePool{tuples: []string{"4 10.0.0.1;10346", "6 ::1;10347"}}
+	pool := fakeTLBPool{tuples: []string{"4 10.0.0.1;10346", "6 ::1;10347"}}
 	srv := servertest.StartOpts(t, []server.Option{server.WithTLBPool(pool)})
 	ctx := servertest.Context(t)
 	c := srv.Dial(t)
@@ -167,7 +167,7 @@ func TestUDPServices(t *testing.T) {
 
 func TestUDPTLBEmptyAndNoPool(t *testing.T) {
 	for name, opts := range map[string][]server.Option{
-		"empty pool": {server.WithTLBPool(fakePool{})},
+		"empty pool": {server.WithTLBPool(fakeTLBPool{})},
 		"no pool":    nil,
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -347,7 +347,7 @@ func TestOOBInsideFrames(t *testing.T) {
 }
 
 func TestClientUDPAndOOB(t *testing.T) {
-	srv := servertest.StartOpts(t, []server.Option{server.WithTLBPool(fakePool{tuples: []string{"6 ::1;10346"}})})
+	srv := servertest.StartOpts(t, []server.Option{server.WithTLBPool(fakeTLBPool{tuples: []string{"6 ::1;10346"}})})
 	ctx := servertest.Context(t)
 	c := srv.Dial(t)
 	key, err := c.ProcKey(ctx)

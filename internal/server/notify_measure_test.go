@@ -28,7 +28,7 @@ func TestMeasureIdleNotify(t *testing.T) {
 		for _, iv := range []string{"1e-9", ""} {
 			notify.ForcePolling(poll)
 			srv := servertest.Start(t)
-			mkdirs(t, srv.Root, "d")
+			ntfyMkdirs(t, srv.Root, "d")
 			const n = 100
 			for range n {
 				notifySession(t, srv, iv, [2]string{"", "d"})

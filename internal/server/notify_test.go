@@ -14,7 +14,7 @@ import (
 	"github.com/tfd-project/tfd/tfproto"
 )
 
-func mkdirs(t *testing.T, root string, dirs ...string) {
+func ntfyMkdirs(t *testing.T, root string, dirs ...string) {
 	t.Helper()
 	for _, d := range dirs {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
@@ -23,7 +23,7 @@ func mkdirs(t *testing.T, root string, dirs ...string) {
 	}
 }
 
-func touch(t *testing.T, root string, names ...string) {
+func ntfyTouch(t *testing.T, root string, names ...string) {
 	t.Helper()
 	for _, n := range names {
 		if err := os.WriteFile(filepath.Join(root, n), []byte("x"), 0o644); err != nil {
@@ -32,15 +32,15 @@ func touch(t *testing.T, root string, names ...string) {
 	}
 }
 
-func exists(root, name string) bool {
+func ntfyExists(root, name string) bool {
 	_, err := os.Lstat(filepath.Join(root, name))
 	return err == nil
 }
 
 func TestAddNtfy(t *testing.T) {
 	srv := servertest.Start(t)
-	mkdirs(t, srv.Root, "d", "d/sub", "x.sd")
-	touch(t, srv.Root, "file")
+	ntfyMkdirs(t, srv.Root, "d", "d/sub", "x.sd")
+	ntfyTouch(t, srv.Root, "file")
 	if err := os.Symlink(os.TempDir(), filepath.Join(srv.Root, "out")); err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +107,7 @@ func notifySession(t *testing.T, srv *servertest.Server, interval string, entrie
 	return st
 }
 
-func next(t *testing.T, st *client.NotifyStream) client.Notification {
+func ntfyNext(t *testing.T, st *client.NotifyStream) client.Notification {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -118,7 +118,7 @@ func next(t *testing.T, st *client.NotifyStream) client.Notification {
 	return n
 }
 
-func answer(t *testing.T, st *client.NotifyStream, a client.Answer) {
+func ntfyAnswer(t *testing.T, st *client.NotifyStream, a client.Answer) {
 	t.Helper()
 	if err := st.Answer(servertest.Context(t), a); err != nil {
 		t.Fatal(err)
@@ -127,49 +127,49 @@ func answer(t *testing.T, st *client.NotifyStream, a client.Answer) {
 
 func TestNotifyBeforeAndAfterStart(t *testing.T) {
 	srv := servertest.Start(t)
-	mkdirs(t, srv.Root, "in")
-	touch(t, srv.Root, "in/evt_1")
+	ntfyMkdirs(t, srv.Root, "in")
+	ntfyTouch(t, srv.Root, "in/evt_1")
 	st := notifySession(t, srv, "", [2]string{"evt", "in"})
 
 	// A file that was there before STARTNTFY, deleted with DEL.
-	if n := next(t, st); n != (client.Notification{Index: 0, Name: "evt_1"}) {
+	if n := ntfyNext(t, st); n != (client.Notification{Index: 0, Name: "evt_1"}) {
 		t.Fatalf("got %+v", n)
 	}
-	answer(t, st, client.Delete)
+	ntfyAnswer(t, st, client.Delete)
 
 	// Files created afterwards; kept with OK, each notified once.
 	kept := map[string]bool{}
 	for i, name := range []string{"evt_2", "evt_3", "evt_4"} {
-		touch(t, srv.Root, "in/"+name)
-		n := next(t, st)
+		ntfyTouch(t, srv.Root, "in/"+name)
+		n := ntfyNext(t, st)
 		if n.Index != 0 || n.Name != name {
 			t.Fatalf("round %d: got %+v, want %s (kept files must not come back)", i, n, name)
 		}
-		answer(t, st, client.Keep)
+		ntfyAnswer(t, st, client.Keep)
 		kept[name] = true
 	}
-	if exists(srv.Root, "in/evt_1") {
+	if ntfyExists(srv.Root, "in/evt_1") {
 		t.Fatal("DEL left the file")
 	}
 	for name := range kept {
-		if !exists(srv.Root, "in/"+name) {
+		if !ntfyExists(srv.Root, "in/"+name) {
 			t.Fatalf("OK deleted %s", name)
 		}
 	}
 	// A kept file that is replaced (a new inode under the same name) is new.
 	os.Remove(filepath.Join(srv.Root, "in/evt_2"))
-	touch(t, srv.Root, "in/evt_2")
-	if n := next(t, st); n.Name != "evt_2" {
+	ntfyTouch(t, srv.Root, "in/evt_2")
+	if n := ntfyNext(t, st); n.Name != "evt_2" {
 		t.Fatalf("replaced file: got %+v", n)
 	}
-	answer(t, st, client.End)
+	ntfyAnswer(t, st, client.End)
 	waitSessions(t, srv, 0)
 }
 
-func waitGone(t *testing.T, root, name string) {
+func ntfyWaitGone(t *testing.T, root, name string) {
 	t.Helper()
 	ctx := servertest.Context(t)
-	for exists(root, name) {
+	for ntfyExists(root, name) {
 		if ctx.Err() != nil {
 			t.Fatalf("%s still there", name)
 		}
@@ -177,31 +177,21 @@ func waitGone(t *testing.T, root, name string) {
 	}
 }
 
-func waitSessions(t *testing.T, srv *servertest.Server, n int) {
-	t.Helper()
-	ctx := servertest.Context(t)
-	for srv.Srv.ActiveSessions() != n {
-		if ctx.Err() != nil {
-			t.Fatalf("%d sessions, want %d", srv.Srv.ActiveSessions(), n)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 func TestNotifyTokensAndIndices(t *testing.T) {
 	srv := servertest.Start(t)
-	mkdirs(t, srv.Root, "a", "b", "a/evt_dir")
-	touch(t, srv.Root, "a/other", "a/evt", "a/evt_x", "b/note")
+	ntfyMkdirs(t, srv.Root, "a", "b", "a/evt_dir")
+	ntfyTouch(t, srv.Root, "a/other", "a/evt", "a/evt_x", "b/note")
 	if err := os.Symlink("evt_x", filepath.Join(srv.Root, "a/evt_link")); err != nil {
 		t.Fatal(err)
 	}
-	touch(t, srv.Root, "a/.tfd-staging-evt_9") // an upload in progress, if the prefix matches
+	ntfyTouch(t, srv.Root, "a/.tfd-staging-evt_9") // an upload in progress, if the prefix matches
 	st := notifySession(t, srv, "0", [2]string{"evt", "a"}, [2]string{"", "b"}, [2]string{"nomatch", "a"})
 	got := map[string]int{}
 	for range 3 {
-		n := next(t, st)
+		n := ntfyNext(t, st)
 		got[n.Name] = n.Index
-		answer(t, st, client.Delete)
+		ntfyAnswer(t, st, client.Delete)
 	}
 	want := map[string]int{"evt": 0, "evt_x": 0, "note": 1}
 	if len(got) != len(want) {
@@ -214,38 +204,38 @@ func TestNotifyTokensAndIndices(t *testing.T) {
 	}
 	// Directories and symlinks are never notifications; the empty token takes
 	// any name.
-	touch(t, srv.Root, "b/Zz 1")
-	if n := next(t, st); n != (client.Notification{Index: 1, Name: "Zz 1"}) {
+	ntfyTouch(t, srv.Root, "b/Zz 1")
+	if n := ntfyNext(t, st); n != (client.Notification{Index: 1, Name: "Zz 1"}) {
 		t.Fatalf("got %+v", n)
 	}
-	answer(t, st, client.Keep)
-	if !exists(srv.Root, "a/evt_dir") || !exists(srv.Root, "a/evt_link") || !exists(srv.Root, "a/other") {
+	ntfyAnswer(t, st, client.Keep)
+	if !ntfyExists(srv.Root, "a/evt_dir") || !ntfyExists(srv.Root, "a/evt_link") || !ntfyExists(srv.Root, "a/other") {
 		t.Fatal("a non-notification was deleted")
 	}
 }
 
 func TestNotifySeveralEntriesOneSweep(t *testing.T) {
 	srv := servertest.Start(t)
-	mkdirs(t, srv.Root, "d0", "d1", "d2")
-	touch(t, srv.Root, "d0/f", "d1/f", "d2/f", "d2/g")
+	ntfyMkdirs(t, srv.Root, "d0", "d1", "d2")
+	ntfyTouch(t, srv.Root, "d0/f", "d1/f", "d2/f", "d2/g")
 	st := notifySession(t, srv, "", [2]string{"", "d0"}, [2]string{"", "d1"}, [2]string{"", "d2"})
 	var order []int
 	for range 4 {
-		n := next(t, st)
+		n := ntfyNext(t, st)
 		order = append(order, n.Index)
-		answer(t, st, client.Delete)
+		ntfyAnswer(t, st, client.Delete)
 	}
 	// One file per entry per sweep, entries in order: 0 1 2, then 2 again.
 	if order[0] != 0 || order[1] != 1 || order[2] != 2 || order[3] != 2 {
 		t.Fatalf("order %v", order)
 	}
 	// Wait for the last DEL to be done: the next notification comes after it.
-	touch(t, srv.Root, "d0/sync")
-	if n := next(t, st); n.Name != "sync" {
+	ntfyTouch(t, srv.Root, "d0/sync")
+	if n := ntfyNext(t, st); n.Name != "sync" {
 		t.Fatalf("got %+v", n)
 	}
 	for _, f := range []string{"d0/f", "d1/f", "d2/f", "d2/g"} {
-		if exists(srv.Root, f) {
+		if ntfyExists(srv.Root, f) {
 			t.Fatalf("%s not deleted", f)
 		}
 	}
@@ -255,102 +245,102 @@ func TestNotifyIntervals(t *testing.T) {
 	for _, iv := range []string{"", "0", "0.5", "1e-3", "1.0e-9", "0x1p-4", " 0.02", "garbage", "-1", "5e-2xyz"} {
 		t.Run(iv, func(t *testing.T) {
 			srv := servertest.Start(t)
-			mkdirs(t, srv.Root, "d")
-			touch(t, srv.Root, "d/before")
+			ntfyMkdirs(t, srv.Root, "d")
+			ntfyTouch(t, srv.Root, "d/before")
 			st := notifySession(t, srv, iv, [2]string{"", "d"})
-			if n := next(t, st); n.Name != "before" {
+			if n := ntfyNext(t, st); n.Name != "before" {
 				t.Fatalf("got %+v", n)
 			}
-			answer(t, st, client.Delete)
-			touch(t, srv.Root, "d/after")
-			if n := next(t, st); n.Name != "after" {
+			ntfyAnswer(t, st, client.Delete)
+			ntfyTouch(t, srv.Root, "d/after")
+			if n := ntfyNext(t, st); n.Name != "after" {
 				t.Fatalf("got %+v", n)
 			}
-			answer(t, st, client.Keep)
+			ntfyAnswer(t, st, client.Keep)
 		})
 	}
 }
 
 func TestNotifyDirectoryRemoved(t *testing.T) {
 	srv := servertest.Start(t)
-	mkdirs(t, srv.Root, "gone", "stay")
+	ntfyMkdirs(t, srv.Root, "gone", "stay")
 	st := notifySession(t, srv, "0.01", [2]string{"", "gone"}, [2]string{"", "stay"})
-	touch(t, srv.Root, "gone/f1")
-	if n := next(t, st); n != (client.Notification{Index: 0, Name: "f1"}) {
+	ntfyTouch(t, srv.Root, "gone/f1")
+	if n := ntfyNext(t, st); n != (client.Notification{Index: 0, Name: "f1"}) {
 		t.Fatalf("got %+v", n)
 	}
-	answer(t, st, client.Keep)
+	ntfyAnswer(t, st, client.Keep)
 	if err := os.RemoveAll(filepath.Join(srv.Root, "gone")); err != nil {
 		t.Fatal(err)
 	}
 	// The other entry keeps working.
-	touch(t, srv.Root, "stay/s1")
-	if n := next(t, st); n != (client.Notification{Index: 1, Name: "s1"}) {
+	ntfyTouch(t, srv.Root, "stay/s1")
+	if n := ntfyNext(t, st); n != (client.Notification{Index: 1, Name: "s1"}) {
 		t.Fatalf("got %+v", n)
 	}
-	answer(t, st, client.Delete)
+	ntfyAnswer(t, st, client.Delete)
 	// The directory comes back: its entry works again, f1 is a new file.
-	mkdirs(t, srv.Root, "gone")
-	touch(t, srv.Root, "gone/f1")
-	if n := next(t, st); n != (client.Notification{Index: 0, Name: "f1"}) {
+	ntfyMkdirs(t, srv.Root, "gone")
+	ntfyTouch(t, srv.Root, "gone/f1")
+	if n := ntfyNext(t, st); n != (client.Notification{Index: 0, Name: "f1"}) {
 		t.Fatalf("got %+v", n)
 	}
-	answer(t, st, client.Delete)
-	waitGone(t, srv.Root, "gone/f1")
+	ntfyAnswer(t, st, client.Delete)
+	ntfyWaitGone(t, srv.Root, "gone/f1")
 	// Replaced by a rename: the new directory is the one watched.
-	mkdirs(t, srv.Root, "new")
+	ntfyMkdirs(t, srv.Root, "new")
 	if err := os.Rename(filepath.Join(srv.Root, "gone"), filepath.Join(srv.Root, "old")); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Rename(filepath.Join(srv.Root, "new"), filepath.Join(srv.Root, "gone")); err != nil {
 		t.Fatal(err)
 	}
-	touch(t, srv.Root, "old/ignored", "gone/f2")
-	if n := next(t, st); n != (client.Notification{Index: 0, Name: "f2"}) {
+	ntfyTouch(t, srv.Root, "old/ignored", "gone/f2")
+	if n := ntfyNext(t, st); n != (client.Notification{Index: 0, Name: "f2"}) {
 		t.Fatalf("got %+v", n)
 	}
-	answer(t, st, client.Keep)
+	ntfyAnswer(t, st, client.Keep)
 }
 
 func TestNotifyEnd(t *testing.T) {
 	t.Run("END answer", func(t *testing.T) {
 		srv := servertest.Start(t)
-		mkdirs(t, srv.Root, "d")
-		touch(t, srv.Root, "d/f")
+		ntfyMkdirs(t, srv.Root, "d")
+		ntfyTouch(t, srv.Root, "d/f")
 		st := notifySession(t, srv, "", [2]string{"", "d"})
-		next(t, st)
-		answer(t, st, client.End)
+		ntfyNext(t, st)
+		ntfyAnswer(t, st, client.End)
 		waitSessions(t, srv, 0)
-		if !exists(srv.Root, "d/f") {
+		if !ntfyExists(srv.Root, "d/f") {
 			t.Fatal("END deleted the file")
 		}
 	})
 	t.Run("lower-case del", func(t *testing.T) {
 		srv := servertest.Start(t)
-		mkdirs(t, srv.Root, "d")
-		touch(t, srv.Root, "d/f")
+		ntfyMkdirs(t, srv.Root, "d")
+		ntfyTouch(t, srv.Root, "d/f")
 		st := notifySession(t, srv, "", [2]string{"", "d"})
-		next(t, st)
-		answer(t, st, "del")
-		touch(t, srv.Root, "d/g")
-		if n := next(t, st); n.Name != "g" {
+		ntfyNext(t, st)
+		ntfyAnswer(t, st, "del")
+		ntfyTouch(t, srv.Root, "d/g")
+		if n := ntfyNext(t, st); n.Name != "g" {
 			t.Fatalf("got %+v", n)
 		}
-		if exists(srv.Root, "d/f") {
+		if ntfyExists(srv.Root, "d/f") {
 			t.Fatal("del (lower case) kept the file")
 		}
-		answer(t, st, "delete") // not DEL: keep
-		touch(t, srv.Root, "d/h")
-		if n := next(t, st); n.Name != "h" {
+		ntfyAnswer(t, st, "delete") // not DEL: keep
+		ntfyTouch(t, srv.Root, "d/h")
+		if n := ntfyNext(t, st); n.Name != "h" {
 			t.Fatalf("got %+v", n)
 		}
-		if !exists(srv.Root, "d/g") {
+		if !ntfyExists(srv.Root, "d/g") {
 			t.Fatal("an unknown answer deleted the file")
 		}
 	})
 	t.Run("client closes while idle", func(t *testing.T) {
 		srv := servertest.Start(t)
-		mkdirs(t, srv.Root, "d")
+		ntfyMkdirs(t, srv.Root, "d")
 		c := srv.Dial(t)
 		ctx := servertest.Context(t)
 		if err := c.AddNotify(ctx, "", "d"); err != nil {
@@ -365,7 +355,7 @@ func TestNotifyEnd(t *testing.T) {
 	})
 	t.Run("unsolicited END while idle", func(t *testing.T) {
 		srv := servertest.Start(t)
-		mkdirs(t, srv.Root, "d")
+		ntfyMkdirs(t, srv.Root, "d")
 		conn := srv.DialHandshake(t)
 		if got := servertest.Command(t, conn, "ADDNTFY  d"); got != "OK" {
 			t.Fatal(got)
@@ -394,24 +384,24 @@ func TestNotifyPollingFallback(t *testing.T) {
 // files, and one ending does not silence the other.
 func TestNotifyTwoSessionsOneDirectory(t *testing.T) {
 	srv := servertest.Start(t)
-	mkdirs(t, srv.Root, "shared")
+	ntfyMkdirs(t, srv.Root, "shared")
 	a := notifySession(t, srv, "", [2]string{"a_", "shared"})
 	b := notifySession(t, srv, "", [2]string{"b_", "shared"})
-	touch(t, srv.Root, "shared/b_1", "shared/a_1")
-	if n := next(t, a); n.Name != "a_1" {
+	ntfyTouch(t, srv.Root, "shared/b_1", "shared/a_1")
+	if n := ntfyNext(t, a); n.Name != "a_1" {
 		t.Fatalf("a got %+v", n)
 	}
-	answer(t, a, client.End)
-	if n := next(t, b); n.Name != "b_1" {
+	ntfyAnswer(t, a, client.End)
+	if n := ntfyNext(t, b); n.Name != "b_1" {
 		t.Fatalf("b got %+v", n)
 	}
-	answer(t, b, client.Keep)
+	ntfyAnswer(t, b, client.Keep)
 	waitSessions(t, srv, 1)
-	touch(t, srv.Root, "shared/b_2")
-	if n := next(t, b); n.Name != "b_2" {
+	ntfyTouch(t, srv.Root, "shared/b_2")
+	if n := ntfyNext(t, b); n.Name != "b_2" {
 		t.Fatalf("b got %+v", n)
 	}
-	answer(t, b, client.Keep)
+	ntfyAnswer(t, b, client.Keep)
 }
 
 func TestAddNtfyLimit(t *testing.T) {

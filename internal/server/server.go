@@ -22,6 +22,7 @@ import (
 
 	"github.com/tfd-project/tfd/internal/config"
 	"github.com/tfd-project/tfd/internal/gateway"
+	"github.com/tfd-project/tfd/internal/metrics"
 	"github.com/tfd-project/tfd/internal/notify"
 	"github.com/tfd-project/tfd/internal/tlb"
 	"github.com/tfd-project/tfd/tfproto"
@@ -50,7 +51,15 @@ type Server struct {
 	chk netcheckServer
 	// ntfy is the notification family's inotify hub, shared by its sessions.
 	ntfy *notify.Hub
+	// metrics is nil when metrics are off (its methods are nil-safe).
+	metrics *metrics.Metrics
 }
+
+// WithMetrics makes the server record Prometheus metrics into m.
+func WithMetrics(m *metrics.Metrics) Option { return func(s *Server) { s.metrics = m } }
+
+// Metrics returns the server's metrics (nil when off).
+func (s *Server) Metrics() *metrics.Metrics { return s.metrics }
 
 // Option changes how a Server is built.
 type Option func(*Server)
