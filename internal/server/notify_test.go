@@ -177,7 +177,6 @@ func ntfyWaitGone(t *testing.T, root, name string) {
 	}
 }
 
-
 func TestNotifyTokensAndIndices(t *testing.T) {
 	srv := servertest.Start(t)
 	ntfyMkdirs(t, srv.Root, "a", "b", "a/evt_dir")
