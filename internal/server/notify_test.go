@@ -23,10 +23,17 @@ func ntfyMkdirs(t *testing.T, root string, dirs ...string) {
 	}
 }
 
+// ntfyTouch creates files with one byte each, atomically: written outside the
+// root and renamed in, so a sweep never sees a file that is still changing (a
+// kept file that changes is notified again).
 func ntfyTouch(t *testing.T, root string, names ...string) {
 	t.Helper()
 	for _, n := range names {
-		if err := os.WriteFile(filepath.Join(root, n), []byte("x"), 0o644); err != nil {
+		tmp := filepath.Join(filepath.Dir(root), "ntfy-staging")
+		if err := os.WriteFile(tmp, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(root, n)); err != nil {
 			t.Fatal(err)
 		}
 	}
