@@ -92,7 +92,7 @@ type answer struct {
 // notifyMode runs the notification loop on the session goroutine, which does
 // every directory read, unlink and watch change. Two helper goroutines only
 // move bytes: one reads the client's frames (so a close is seen while idle),
-// the other (in notify.Watcher) forwards inotify wake-ups.
+// the server's notify.Hub forwards inotify wake-ups.
 //
 // A sweep visits the entries in order and sends at most one file per entry.
 // After a sweep that sent something the next one follows an interval later;
