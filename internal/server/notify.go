@@ -90,8 +90,8 @@ type answer struct {
 }
 
 // notifyMode runs the notification loop on the session goroutine, which does
-// every directory read, unlink and watch change. Two helper goroutines only
-// move bytes: one reads the client's frames (so a close is seen while idle),
+// every directory read, unlink and watch change. Other goroutines only move
+// bytes: one reads the client's frames (so a close is seen while idle), and
 // the server's notify.Hub forwards inotify wake-ups.
 //
 // A sweep visits the entries in order and sends at most one file per entry.
