@@ -7,7 +7,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"path"
 	"strings"
 
@@ -16,21 +15,6 @@ import (
 )
 
 // File verbs: ls, stat, mkdir, rm, touch, mv, cp, cat.
-
-// parseFlags parses a verb's flags; -h prints the verb's help.
-func parseFlags(e *env, name string, args []string, define func(fs *flag.FlagSet)) (*flag.FlagSet, error) {
-	fs := flag.NewFlagSet("tf "+name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	define(fs)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			verbHelp(e.stdout, verbs[name])
-			return nil, err
-		}
-		return nil, usageError(name + ": " + err.Error())
-	}
-	return fs, nil
-}
 
 // typeName spells an FSTAT or listing type letter.
 func typeName(t byte) string {

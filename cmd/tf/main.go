@@ -301,3 +301,18 @@ func humanBytes(n uint64) string {
 	}
 	return fmt.Sprintf("%.1f %s", f, units[i])
 }
+
+// parseFlags parses a verb's flags; -h prints the verb's help.
+func parseFlags(e *env, name string, args []string, define func(fs *flag.FlagSet)) (*flag.FlagSet, error) {
+	fs := flag.NewFlagSet("tf "+name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	define(fs)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			verbHelp(e.stdout, verbs[name])
+			return nil, err
+		}
+		return nil, usageError(name + ": " + err.Error())
+	}
+	return fs, nil
+}
