@@ -34,7 +34,7 @@ type session struct {
 	// prockey is this session's unique key (PROCKEY), made on first use.
 	prockey string
 	// lockName is the LOCK file name ("" = locking off).
-	lockName string //lint:ignore U1000 set by LOCK (fs family)
+	lockName string
 }
 
 func newSession(srv *Server, nc net.Conn, id uint64) *session {
