@@ -120,7 +120,7 @@ func cmdDel(s *session, args string) error {
 	}
 	fi, err := s.fs.Root().Lstat(rel)
 	switch {
-	case errors.Is(err, fs.ErrNotExist):
+	case missing(err):
 		return s.fail(tfproto.CodeFileNotExist)
 	case err != nil:
 		return s.failErr(err, tfproto.CodeAccessDenied)
@@ -133,9 +133,16 @@ func cmdDel(s *session, args string) error {
 	return s.ok()
 }
 
-// notExist returns ifMissing for a not-exist error and otherwise other.
+// missing reports whether err says the path is not there: it does not exist,
+// or a file stands where one of its directories is expected (ENOTDIR).
+func missing(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
+}
+
+// notExist returns ifMissing for a missing path (see missing) and otherwise
+// other.
 func notExist(err error, ifMissing, other tfproto.Code) tfproto.Code {
-	if errors.Is(err, fs.ErrNotExist) {
+	if missing(err) {
 		return ifMissing
 	}
 	return other
@@ -158,7 +165,7 @@ func cmdRmdir(s *session, args string) error {
 	}
 	fi, err := s.fs.Root().Lstat(rel)
 	if err != nil || !fi.IsDir() {
-		if err != nil && !errors.Is(err, fs.ErrNotExist) && isAccessError(err) {
+		if err != nil && !missing(err) && isAccessError(err) {
 			return s.fail(tfproto.CodeAccessDenied)
 		}
 		return s.fail(tfproto.CodeDirNotExist)
@@ -176,7 +183,7 @@ func (s *session) removeTree(rel string, keepSecure bool) bool {
 	if keepSecure && inSecureDir(rel) {
 		return false
 	}
-	d, err := s.fs.Root().Open(rel)
+	d, err := s.openDir(rel)
 	if err != nil {
 		return false
 	}
@@ -236,7 +243,7 @@ func cmdCopy(s *session, args string) error {
 func (s *session) copyFile(src, dst string) (tfproto.Code, error) {
 	in, err := s.fs.Root().OpenFile(src, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
+		if missing(err) {
 			return tfproto.CodeSrcFileNotExist, err
 		}
 		return tfproto.CodeCopy, err
@@ -434,7 +441,7 @@ func (s *session) copyTreeInto(src, dst string, made map[fileKey]bool) error {
 			made[k] = true
 		}
 	}
-	d, err := root.Open(src)
+	d, err := s.openDir(src)
 	if err != nil {
 		return err
 	}

@@ -123,10 +123,16 @@ func (s *session) list(args string, recursive bool) error {
 	return err
 }
 
+// openDir opens rel only if it is a directory: never a blocking open of a
+// FIFO or device.
+func (s *session) openDir(rel string) (*os.File, error) {
+	return s.fs.Root().OpenFile(rel, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NONBLOCK, 0)
+}
+
 // readDirSorted reads the directory rel (through a final symlink inside the
 // jail) and sorts its entries by name.
 func (s *session) readDirSorted(rel string) ([]fs.DirEntry, error) {
-	d, err := s.fs.Root().Open(rel)
+	d, err := s.openDir(rel)
 	if err != nil {
 		return nil, err
 	}

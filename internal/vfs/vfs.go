@@ -136,17 +136,17 @@ func MapError(err error) error {
 }
 
 // Resolve maps a client path to a root-relative name (see Clean) and checks
-// that every directory on the way to it lies inside the root: a path whose
-// parent components pass through a symlink pointing out answers ErrAccess. The
-// last component is not followed (a command that follows it gets os.Root's
-// refusal from its own call; see MapError). A name that does not exist yet is
-// fine.
+// that it stays inside the root when followed to its end: a path that passes
+// through, or ends in, a symlink pointing out answers ErrAccess. A name that
+// does not exist yet is fine. Every later operation still goes through the
+// os.Root, so a symlink swapped in afterwards cannot lead out either (the
+// operation fails; see MapError).
 func (f *FS) Resolve(p string) (string, error) {
 	name, err := Clean(p)
 	if err != nil {
 		return "", err
 	}
-	if _, err := f.root.Lstat(name); IsEscape(err) {
+	if _, err := f.root.Stat(name); IsEscape(err) {
 		return "", fmt.Errorf("%w: %w", ErrAccess, err)
 	}
 	return name, nil
