@@ -65,7 +65,7 @@ func (s *session) walkTree(rel string, out []walkEntry) []walkEntry {
 // matches applies the suffix rule to a root-relative name.
 func matches(rel, pattern string) bool {
 	if rel == "." {
-		return "/" == pattern
+		return pattern == "/"
 	}
 	return strings.HasSuffix("/"+rel, pattern)
 }
