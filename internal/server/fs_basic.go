@@ -148,10 +148,12 @@ func notExist(err error, ifMissing, other tfproto.Code) tfproto.Code {
 	return other
 }
 
-// RMDIR (§5.5, §P row 17): recursive delete, lock(parent). The root is never
-// removed (15, nothing deleted); a missing path, or one that is not a directory
-// (a file, a symlink), is 10. Secure directories and their subtrees survive,
-// and so do their ancestors: then the answer is 15.
+// RMDIR (§5.5, §P row 17): recursive delete, lock(parent). A missing path, or
+// one that is not a directory (a file, a symlink), is 10. Secure directories
+// and their subtrees survive, and so do their ancestors: then the answer is 15;
+// RMDIR of or inside a secure directory is 15. The root itself: as the spec
+// says, everything in it except secure directories is deleted and the answer
+// is 15 (the root cannot go).
 func cmdRmdir(s *session, args string) error {
 	rel, ok := s.resolve(args)
 	if !ok {
@@ -161,6 +163,7 @@ func cmdRmdir(s *session, args string) error {
 		return s.fail(tfproto.CodeLocked)
 	}
 	if rel == "." {
+		s.removeContents(rel, true)
 		return s.fail(tfproto.CodeDirStillExists)
 	}
 	fi, err := s.fs.Root().Lstat(rel)
@@ -183,6 +186,16 @@ func (s *session) removeTree(rel string, keepSecure bool) bool {
 	if keepSecure && inSecureDir(rel) {
 		return false
 	}
+	if !s.removeContents(rel, keepSecure) {
+		return false
+	}
+	err := s.fs.Root().Remove(rel)
+	return err == nil || errors.Is(err, fs.ErrNotExist)
+}
+
+// removeContents deletes everything inside the directory rel (see
+// removeTree) and reports whether it is empty now.
+func (s *session) removeContents(rel string, keepSecure bool) bool {
 	d, err := s.openDir(rel)
 	if err != nil {
 		return false
@@ -203,11 +216,7 @@ func (s *session) removeTree(rel string, keepSecure bool) bool {
 			gone = false
 		}
 	}
-	if !gone {
-		return false
-	}
-	err = s.fs.Root().Remove(rel)
-	return err == nil || errors.Is(err, fs.ErrNotExist)
+	return gone
 }
 
 // COPY (§5.6, §P row 19): a real copy of a regular file (the kernel's
@@ -524,8 +533,8 @@ func cmdLock(s *session, args string) error {
 
 // RMSECDIR (§5.34): if path/token exists, removes path recursively, secure
 // directories included. lock(self); 16 without " | "; 47 when the token is not
-// there (or is not a plain name); 15 when something survived. tfd never
-// removes the root this way (15).
+// there (or is not a plain name); 15 when something survived. For the root,
+// as the spec says, everything in it is deleted and the answer is 15.
 func cmdRmSecDir(s *session, args string) error {
 	token, dirArg, ok := splitPair(args)
 	if !ok {
@@ -548,7 +557,11 @@ func cmdRmSecDir(s *session, args string) error {
 	if _, err := s.fs.Root().Lstat(path.Join(rel, token)); err != nil {
 		return s.fail(tfproto.CodeRmSecDir)
 	}
-	if rel == "." || !s.removeTree(rel, false) {
+	if rel == "." {
+		s.removeContents(rel, false)
+		return s.fail(tfproto.CodeDirStillExists)
+	}
+	if !s.removeTree(rel, false) {
 		return s.fail(tfproto.CodeDirStillExists)
 	}
 	return s.ok()

@@ -53,7 +53,8 @@ func TestFSCommandCodes(t *testing.T) {
 
 	cases := []struct {
 		name  string
-		lock  bool // LOCK lk first
+		lock  bool   // LOCK lk first
+		pre   string // a command that must answer OK first
 		line  string
 		want  tfproto.Code
 		check func(t *testing.T)
@@ -93,8 +94,10 @@ func TestFSCommandCodes(t *testing.T) {
 		{name: "rmdir tree", line: "RMDIR x", check: gone("x")},
 		{name: "rmdir keeps secure", line: "RMDIR d", want: 15, check: both(gone("d/f", "d/sub"), there("d/in.sd/y"))},
 		{name: "rmdir secure itself", line: "RMDIR s.sd", want: 15, check: there("s.sd/tok", "s.sd/in/x")},
-		{name: "rmdir root", line: "RMDIR ", want: 15, check: unchanged},
-		{name: "rmdir root slash", line: "RMDIR /", want: 15, check: unchanged},
+		{name: "rmdir root", line: "RMDIR ", want: 15, check: both(there("s.sd/tok", "s.sd/in/x", "d/in.sd/y"), gone("d/f", "f.txt", "e", "ld", "p", "in", "evil"))},
+		{name: "rmdir root slash", line: "RMDIR /", want: 15, check: both(there("s.sd/tok", "d/in.sd/y"), gone("d/sub", "x", "xsub", "dangling"))},
+		{name: "rmdir root locked", pre: "LOCK dangling", line: "RMDIR ", want: 30, check: unchanged},
+		{name: "rmsecdir root locked", pre: "LOCK dangling", line: "RMSECDIR f.txt | ", want: 30, check: unchanged},
 		{name: "rmdir missing", line: "RMDIR nope", want: 10},
 		{name: "rmdir file", line: "RMDIR f.txt", want: 10, check: there("f.txt")},
 		{name: "rmdir symlink", line: "RMDIR in", want: 10, check: there("in", "d/f")},
@@ -204,7 +207,8 @@ func TestFSCommandCodes(t *testing.T) {
 		{name: "rmsecdir token path", line: "RMSECDIR ../f.txt | s.sd", want: 47, check: there("s.sd/tok")},
 		{name: "rmsecdir missing dir", line: "RMSECDIR tok | nope", want: 47},
 		{name: "rmsecdir file", line: "RMSECDIR tok | f.txt", want: 47, check: there("f.txt")},
-		{name: "rmsecdir root", line: "RMSECDIR f.txt | ", want: 15, check: unchanged},
+		{name: "rmsecdir root", line: "RMSECDIR f.txt | ", want: 15, check: gone("f.txt", "s.sd", "d", "ld")},
+		{name: "rmsecdir root wrong token", line: "RMSECDIR nope | ", want: 47, check: unchanged},
 		{name: "rmsecdir locked", lock: true, line: "RMSECDIR inner | ld", want: 30, check: there("ld/inner")},
 		// XCOPY §5.17
 		{name: "xcopy", line: "XCOPY n.txt f.txt | sub", check: both(
@@ -280,8 +284,11 @@ func TestFSCommandCodes(t *testing.T) {
 			}
 			c := srv.Dial(t)
 			if tc.lock {
-				if code := statusCode(t, c, "LOCK lk"); code != 0 {
-					t.Fatalf("LOCK lk: %d", code)
+				tc.pre = "LOCK lk"
+			}
+			if tc.pre != "" {
+				if code := statusCode(t, c, tc.pre); code != 0 {
+					t.Fatalf("%s: %d", tc.pre, code)
 				}
 			}
 			if got := statusCode(t, c, tc.line); got != tc.want {
