@@ -56,16 +56,6 @@ func splitPair(args string) (left, right string, ok bool) {
 // directory (WIRE.md §5.43).
 func isSecureDirName(name string) bool { return strings.HasSuffix(name, ".sd") }
 
-// inSecureDir reports whether rel is a secure directory or lies inside one.
-func inSecureDir(rel string) bool {
-	for _, part := range strings.Split(rel, "/") {
-		if isSecureDirName(part) {
-			return true
-		}
-	}
-	return false
-}
-
 // hiddenName reports whether a directory entry is never shown to clients nor
 // touched by tree walks: staging files of unfinished transfers and the secure
 // FS metadata.
@@ -151,7 +141,8 @@ func notExist(err error, ifMissing, other tfproto.Code) tfproto.Code {
 // RMDIR (§5.5, §P row 17): recursive delete, lock(parent). A missing path, or
 // one that is not a directory (a file, a symlink), is 10. Secure directories
 // and their subtrees survive, and so do their ancestors: then the answer is 15;
-// RMDIR of or inside a secure directory is 15. The root itself: as the spec
+// RMDIR of a secure directory is 15, inside one (reached by its exact name)
+// it works as anywhere else. The root itself: as the spec
 // says, everything in it except secure directories is deleted and the answer
 // is 15 (the root cannot go).
 func cmdRmdir(s *session, args string) error {
@@ -181,9 +172,9 @@ func cmdRmdir(s *session, args string) error {
 
 // removeTree deletes the directory rel and everything below it, never
 // following symlinks. With keepSecure, directories named *.sd (rel itself
-// included) and their subtrees are kept. It reports whether rel is gone.
+// included) and their subtrees are kept; rel may lie inside one. It reports whether rel is gone.
 func (s *session) removeTree(rel string, keepSecure bool) bool {
-	if keepSecure && inSecureDir(rel) {
+	if keepSecure && isSecureDirName(path.Base(rel)) {
 		return false
 	}
 	if !s.removeContents(rel, keepSecure) {

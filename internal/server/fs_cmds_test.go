@@ -93,6 +93,8 @@ func TestFSCommandCodes(t *testing.T) {
 		{name: "rmdir", line: "RMDIR e", check: gone("e")},
 		{name: "rmdir tree", line: "RMDIR x", check: gone("x")},
 		{name: "rmdir keeps secure", line: "RMDIR d", want: 15, check: both(gone("d/f", "d/sub"), there("d/in.sd/y"))},
+		{name: "rmdir inside secure", line: "RMDIR s.sd/in", check: both(gone("s.sd/in"), there("s.sd/tok"))},
+		{name: "xrmdir inside secure by name", line: "XRMDIR s.sd in", check: both(gone("s.sd/in"), there("s.sd/sub/g"))},
 		{name: "rmdir secure itself", line: "RMDIR s.sd", want: 15, check: there("s.sd/tok", "s.sd/in/x")},
 		{name: "rmdir root", line: "RMDIR ", want: 15, check: both(there("s.sd/tok", "s.sd/in/x", "d/in.sd/y"), gone("d/f", "f.txt", "e", "ld", "p", "in", "evil"))},
 		{name: "rmdir root slash", line: "RMDIR /", want: 15, check: both(there("s.sd/tok", "d/in.sd/y"), gone("d/sub", "x", "xsub", "dangling"))},
