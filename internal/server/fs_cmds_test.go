@@ -44,7 +44,7 @@ func TestFSCommandCodes(t *testing.T) {
 	}
 	content := func(name, want string) func(t *testing.T) {
 		return func(t *testing.T) {
-			if got := readFile(t, root, name); got != want {
+			if got := readRootFile(t, root, name); got != want {
 				t.Errorf("%s = %q, want %q", name, got, want)
 			}
 		}

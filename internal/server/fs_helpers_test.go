@@ -147,7 +147,7 @@ func exists(root, name string) bool {
 	return err == nil
 }
 
-func readFile(t testing.TB, root, name string) string {
+func readRootFile(t testing.TB, root, name string) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(root, name))
 	if err != nil {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/tfd-project/tfd/internal/config"
 	"github.com/tfd-project/tfd/internal/gateway"
+	"github.com/tfd-project/tfd/internal/metrics"
 	"github.com/tfd-project/tfd/internal/tlb"
 	"github.com/tfd-project/tfd/tfproto"
 )
@@ -44,7 +45,15 @@ type Server struct {
 	// default, replaced by the cluster's through Options.
 	bus     gateway.Bus
 	tlbPool tlb.Pool
+	// metrics is nil when metrics are off (its methods are nil-safe).
+	metrics *metrics.Metrics
 }
+
+// WithMetrics makes the server record Prometheus metrics into m.
+func WithMetrics(m *metrics.Metrics) Option { return func(s *Server) { s.metrics = m } }
+
+// Metrics returns the server's metrics (nil when off).
+func (s *Server) Metrics() *metrics.Metrics { return s.metrics }
 
 // Option changes how a Server is built.
 type Option func(*Server)
