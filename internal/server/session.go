@@ -249,7 +249,7 @@ func (s *session) gate(cmd *command) (tfproto.Code, bool) {
 
 // Replies. Every reply is one framed message in one write.
 
-//lint:ignore U1000 the file-command families reply a bare OK
+// ok replies a bare OK.
 func (s *session) ok() error {
 	s.result = metrics.ResultOK
 	return s.conn.WriteFrameString(tfproto.OK)
