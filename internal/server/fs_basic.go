@@ -348,7 +348,8 @@ func cmdFstat(s *session, args string) error {
 	return s.okText(t + " " + strconv.FormatInt(fi.Size(), 10) + " " + strconv.FormatInt(atime, 10) + " " + strconv.FormatInt(fi.ModTime().Unix(), 10))
 }
 
-// FUPD (§5.11): sets atime and mtime to now; 27 when that fails.
+// FUPD (§5.11): sets atime and mtime to now; 27 when that fails (a
+// permission failure too).
 func cmdFupd(s *session, args string) error {
 	rel, fi, err := s.statFollow(args)
 	if fi == nil {
@@ -356,7 +357,10 @@ func cmdFupd(s *session, args string) error {
 	}
 	t := time.Now()
 	if err := s.fs.Root().Chtimes(rel, t, t); err != nil {
-		return s.failErr(err, tfproto.CodeTimestamp)
+		if vfs.IsEscape(err) {
+			return s.fail(tfproto.CodeAccessDenied)
+		}
+		return s.fail(tfproto.CodeTimestamp)
 	}
 	return s.ok()
 }
@@ -486,7 +490,7 @@ func (s *session) copyTreeInto(src, dst string, made map[fileKey]bool) error {
 
 // RENAM (§5.15): rename(2) inside the jail. 16 without " | " or with an empty
 // new name; lock(self) for a directory, lock(parent) otherwise, on both sides;
-// 31 for any failure (the root cannot be renamed).
+// 31 for any failure, a permission failure too (the root cannot be renamed).
 func cmdRenam(s *session, args string) error {
 	oldArg, newArg, ok := splitPair(args)
 	if !ok || newArg == "" {
@@ -506,7 +510,10 @@ func cmdRenam(s *session, args string) error {
 		return s.fail(tfproto.CodeRename)
 	}
 	if err := s.fs.Root().Rename(from, to); err != nil {
-		return s.failErr(err, tfproto.CodeRename)
+		if vfs.IsEscape(err) {
+			return s.fail(tfproto.CodeAccessDenied)
+		}
+		return s.fail(tfproto.CodeRename)
 	}
 	return s.ok()
 }
