@@ -43,6 +43,7 @@ func (s *session) sendStream(r io.Reader, beforeOK func()) (complete bool, err e
 		if err := s.conn.WriteFrame(buf[:head+n]); err != nil {
 			return false, err
 		}
+		s.armIdle() // a client that stalls mid-flow is dropped
 		reply, err := s.conn.ReadFrame(tfproto.MaxFrame)
 		if err != nil {
 			return false, err

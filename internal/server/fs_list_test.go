@@ -11,8 +11,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tfd-project/tfd/client"
+	"github.com/tfd-project/tfd/internal/config"
 	"github.com/tfd-project/tfd/internal/servertest"
 	"github.com/tfd-project/tfd/tfproto"
 )
@@ -246,6 +248,25 @@ func TestFSReceiveFile(t *testing.T) {
 	}
 	if got, err := c.Echo(ctx, "ok"); err != nil || got != "ok" {
 		t.Fatalf("session after BREAK: %q %v", got, err)
+	}
+}
+
+// TestFSStreamStall: a client that stops answering in the middle of a
+// RCVFILE flow is dropped after the idle timeout; the file stays.
+func TestFSStreamStall(t *testing.T) {
+	srv := servertest.Start(t, func(c *config.Config) { c.IdleTimeout = 300 * time.Millisecond })
+	data := make([]byte, 3*maxPayload)
+	os.WriteFile(filepath.Join(srv.Root, "big"), data, 0o644)
+	conn := srv.DialHandshake(t)
+	if err := conn.WriteFrameString("RCVFILE 1 big"); err != nil {
+		t.Fatal(err)
+	}
+	if body, err := conn.ReadFrame(0); err != nil || !bytes.HasPrefix(body, []byte("CONT ")) {
+		t.Fatalf("first chunk: %v", err)
+	}
+	servertest.ExpectClosed(t, conn)
+	if !exists(srv.Root, "big") {
+		t.Fatal("file deleted after an unfinished transfer")
 	}
 }
 
