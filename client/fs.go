@@ -250,7 +250,10 @@ func ParseListing(raw []byte) ([]Entry, error) {
 		name := string(line[3:])
 		switch t {
 		case EntryDir:
-			name = strings.TrimSuffix(name, "/")
+			var ok bool
+			if name, ok = strings.CutSuffix(name, "/"); !ok {
+				return out, fmt.Errorf("client: directory record %q without its \"/\"", truncate(string(line), 60))
+			}
 		case EntryFile, EntryOther:
 		default:
 			return out, fmt.Errorf("client: bad listing record %q", truncate(string(line), 60))

@@ -396,7 +396,7 @@ func cmdCpdir(s *session, args string) error {
 	if _, err := s.fs.Root().Lstat(dst); err == nil || dst == "." {
 		return s.fail(tfproto.CodeDirExists)
 	}
-	if code, err := s.copyTree(src, dst); err != nil {
+	if code, err := s.copyTree(src, dst, map[fileKey]bool{}); err != nil {
 		if isAccessError(err) && code == 0 {
 			return s.fail(tfproto.CodeAccessDenied)
 		}
@@ -419,10 +419,12 @@ func keyOf(fi fs.FileInfo) (fileKey, bool) {
 	return fileKey{dev: uint64(st.Dev), ino: st.Ino}, true
 }
 
-// copyTree makes dst a copy of the directory src (see cmdCpdir). On failure
+// copyTree makes dst a copy of the directory src (see cmdCpdir). made holds
+// the directories this command has made so far (also for earlier targets of an
+// XCPDIR), which are never copied again: a command's copies never feed on each
+// other, so one command costs at most one copy of src per target. On failure
 // it removes what it made and returns 4 when dst appeared meanwhile, else 0.
-func (s *session) copyTree(src, dst string) (tfproto.Code, error) {
-	made := map[fileKey]bool{}
+func (s *session) copyTree(src, dst string, made map[fileKey]bool) (tfproto.Code, error) {
 	if err := s.fs.Root().Mkdir(dst, 0o700); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return tfproto.CodeDirExists, err

@@ -234,6 +234,9 @@ func TestFSCommandCodes(t *testing.T) {
 		{name: "xcpdir", line: "XCPDIR nd d | sub", check: both(
 			content("d/sub/nd/f", "hello"), there("d/sub/nd/sub/g", "x/sub/nd/sub", "xsub/nd/f"),
 			gone("d/sub/nd/sub/nd", "s.sd/sub/nd"))},
+		{name: "xcpdir of the root", line: "XCPDIR n  | sub", check: both(
+			there("d/sub/n/f.txt", "ld/sub/n/d/sub/g", "xsub/n/x/sub/g"),
+			gone("d/sub/n/d/sub/n", "ld/sub/n/d/sub/n", "xsub/n/d/sub/n", "xsub/n/x/sub/n", "xsub/n/xsub/n"))},
 		{name: "xcpdir skips locked", lock: true, line: "XCPDIR nd e | sub", check: both(there("d/sub/nd"), gone("ld/sub/nd"))},
 		{name: "xcpdir no separator", line: "XCPDIR nd d sub", want: 16},
 		{name: "xcpdir newname slash", line: "XCPDIR a/b d | sub", want: 1},

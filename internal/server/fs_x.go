@@ -18,7 +18,8 @@ import (
 //     as XDEL's or XRMDIR's dir is walked (reachable by exact name), its nested
 //     secure directories are not.
 //   - All matches are collected before anything is changed, so new copies are
-//     never matched or walked again.
+//     never matched or walked again, and XCPDIR never copies a directory it
+//     made itself (each target gets one copy of src as it was).
 //   - XCOPY/XCPDIR newname must be a plain name: empty, ".", "..", a name with
 //     "/" or NUL, or a staging name answers FAILED 1 (access denied).
 
@@ -153,6 +154,7 @@ func cmdXCpdir(s *session, args string) error {
 	case !fi.IsDir():
 		return s.fail(tfproto.CodeSrcNotDir)
 	}
+	made := map[fileKey]bool{}
 	for _, d := range s.matchingDirs(pattern) {
 		if s.isLocked(d) {
 			continue
@@ -161,7 +163,7 @@ func cmdXCpdir(s *session, args string) error {
 		if _, err := s.fs.Root().Lstat(to); err == nil {
 			continue
 		}
-		s.copyTree(src, to)
+		s.copyTree(src, to, made)
 	}
 	return s.ok()
 }
