@@ -96,8 +96,9 @@ func cmdMkdir(s *session, args string) error {
 
 // DEL (§5.4): lock(parent) unless the name is this session's lock file; 9 for
 // a missing path, 8 for a directory (the root too). A symlink is removed itself,
-// whatever it points to (tfd's decision: the reference stats through it, which
-// would make a dangling link undeletable). Unlink failures other than
+// a dangling one too (tfd's decision: the reference stats through it, which
+// would make a dangling link undeletable); one pointing out of the jail is
+// refused by resolve (1), like every path that leads out. Unlink failures other than
 // permission (1) and absence (9) answer 1 too: tfd never sends the reference's
 // bare "FAILED " (WIRE.md §P row 5).
 func cmdDel(s *session, args string) error {
