@@ -38,7 +38,7 @@ type session struct {
 	// reply helpers.
 	result string
 	// lockName is the LOCK file name ("" = locking off).
-	lockName string //lint:ignore U1000 set by LOCK (fs family)
+	lockName string
 	// tlb is the session's TLB rotation (tlb.go).
 	tlb tlbSession
 	// chk is the netcheck family's state: OOB counter and registrations.
@@ -257,7 +257,7 @@ func (s *session) gate(cmd *command) (tfproto.Code, bool) {
 
 // Replies. Every reply is one framed message in one write.
 
-//lint:ignore U1000 the file-command families reply a bare OK
+// ok replies a bare OK.
 func (s *session) ok() error {
 	s.result = metrics.ResultOK
 	return s.conn.WriteFrameString(tfproto.OK)
