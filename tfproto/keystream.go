@@ -382,3 +382,14 @@ func (p *KeyPipe) produce(pc *Cipher, pattern []int, slot int, call uint64, full
 		call++
 	}
 }
+
+// Abort stops the producer wherever the pipe is, even inside a call, and
+// leaves the Cipher in an undefined state: for a connection that is being
+// closed. The pipe must not be used afterwards.
+func (p *KeyPipe) Abort() {
+	p.releaseSeg()
+	if p.running {
+		p.stop(0)
+	}
+	p.n, p.pos = 0, 0
+}
