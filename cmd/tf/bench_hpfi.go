@@ -1,0 +1,255 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"flag"
+	"fmt"
+	"hash"
+	"io"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tfd-project/tfd/client"
+	"github.com/tfd-project/tfd/tfproto"
+)
+
+// Transfer modes of tf bench: put and get move S bytes over one session with
+// the High-Performance File Interface and check them with SHA-256. Both also
+// time the stream cipher locally on the same data size, so the transfer rate
+// can be compared with one direction of the cipher measured in the same run.
+
+func init() {
+	registerBench("put", benchmark{usage: "put [-size 64MiB] [-buf 8MiB] [-remote PATH]",
+		summary: "upload S bytes with PUT: MB/s, SHA-256 checked by reading it back", run: benchPut})
+	registerBench("get", benchmark{usage: "get [-size 64MiB] [-buf 8MiB] [-remote PATH]",
+		summary: "download S bytes with GET: MB/s, SHA-256 checked", run: benchGet})
+}
+
+// parseSize reads "1048576", "64MiB", "1GiB", "512KiB", "10MB".
+func parseSize(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"GB", 1e9}, {"MB", 1e6}, {"KB", 1e3}, {"B", 1}}
+	mult := int64(1)
+	for _, u := range units {
+		if v, ok := strings.CutSuffix(s, u.suffix); ok {
+			s, mult = v, u.mult
+			break
+		}
+	}
+	v, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	if err != nil || v < 0 {
+		return 0, fmt.Errorf("bad size %q", s)
+	}
+	return v * mult, nil
+}
+
+type hpfBenchFlags struct {
+	size, buf int64
+	remote    string
+	sync      bool
+}
+
+func parseHPFBench(name string, e *env, args []string) (*hpfBenchFlags, error) {
+	fs := flag.NewFlagSet("bench "+name, flag.ContinueOnError)
+	size := fs.String("size", "64MiB", "bytes to move (suffixes KiB, MiB, GiB)")
+	buf := fs.String("buf", "8MiB", "buffer size to ask the server for")
+	remote := fs.String("remote", "/tf-bench.bin", "remote file used (overwritten)")
+	sync := fs.Bool("sync", false, "compute the keystream synchronously (no producer goroutine)")
+	if err := parseBenchFlags(fs, e, args); err != nil {
+		return nil, err
+	}
+	f := &hpfBenchFlags{remote: *remote, sync: *sync}
+	var err error
+	if f.size, err = parseSize(*size); err != nil {
+		return nil, usageError(err.Error())
+	}
+	if f.buf, err = parseSize(*buf); err != nil {
+		return nil, usageError(err.Error())
+	}
+	return f, nil
+}
+
+func (f *hpfBenchFlags) options() []client.HPFOption {
+	o := []client.HPFOption{client.WithBufferSize(f.buf)}
+	if f.sync {
+		o = append(o, client.WithoutKeystreamAhead())
+	}
+	return o
+}
+
+// patternBlock is the repeating content of benchmark files: random, so that
+// nothing on the way can compress it.
+const patternBlock = 4 << 20
+
+func newPattern() []byte {
+	b := make([]byte, patternBlock)
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
+// patternReader yields size bytes of the repeating block.
+type patternReader struct {
+	block []byte
+	off   int64
+	size  int64
+}
+
+func (r *patternReader) Read(p []byte) (int, error) {
+	if r.off >= r.size {
+		return 0, io.EOF
+	}
+	p = p[:min(int64(len(p)), r.size-r.off)]
+	n := 0
+	for n < len(p) {
+		n += copy(p[n:], r.block[(r.off+int64(n))%int64(len(r.block)):])
+	}
+	r.off += int64(n)
+	return n, nil
+}
+
+func patternSHA(block []byte, size int64) []byte {
+	h := sha256.New()
+	io.Copy(h, &patternReader{block: block, size: size})
+	return h.Sum(nil)
+}
+
+// localCipherRate enciphers min(size, 256 MiB) bytes in 512 KiB calls on this
+// machine and returns MB/s: one direction of the cipher, for comparison.
+func localCipherRate(size int64) float64 {
+	size = max(min(size, 256<<20), 64<<20)
+	c := tfproto.NewCipher([]byte("0123456789abcdef0123456789abcdef"))
+	buf := make([]byte, 512*1024)
+	start := time.Now()
+	for done := int64(0); done < size; done += int64(len(buf)) {
+		c.Encrypt(buf, buf)
+	}
+	return float64(size) / 1e6 / time.Since(start).Seconds()
+}
+
+// asyncHasher hashes what is written to it on another goroutine, so the hash
+// does not slow the transfer it checks.
+type asyncHasher struct {
+	h    hash.Hash
+	work chan []byte
+	free chan []byte
+	done chan struct{}
+}
+
+func newAsyncHasher() *asyncHasher {
+	a := &asyncHasher{h: sha256.New(), work: make(chan []byte, 4), free: make(chan []byte, 4), done: make(chan struct{})}
+	for range 4 {
+		a.free <- make([]byte, 1<<20)
+	}
+	go func() {
+		defer close(a.done)
+		for b := range a.work {
+			a.h.Write(b)
+			a.free <- b[:cap(b)]
+		}
+	}()
+	return a
+}
+
+func (a *asyncHasher) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		b := <-a.free
+		m := copy(b, p)
+		a.work <- b[:m]
+		p = p[m:]
+	}
+	return n, nil
+}
+
+func (a *asyncHasher) Sum() []byte {
+	close(a.work)
+	<-a.done
+	return a.h.Sum(nil)
+}
+
+func transferFigures(size int64, elapsed time.Duration, cipher float64) []figure {
+	rate := float64(size) / 1e6 / elapsed.Seconds()
+	return []figure{
+		{"bytes", float64(size), "B"},
+		{"seconds", elapsed.Seconds(), "s"},
+		{"rate", rate, "MB/s"},
+		{"cipher one direction", cipher, "MB/s"},
+		{"rate / cipher", 100 * rate / cipher, "%"},
+	}
+}
+
+func benchPut(ctx context.Context, e *env, args []string) ([]figure, error) {
+	f, err := parseHPFBench("put", e, args)
+	if err != nil {
+		return nil, err
+	}
+	block := newPattern()
+	want := patternSHA(block, f.size)
+	cipher := localCipherRate(f.size)
+	var figs []figure
+	err = withClient(ctx, e, func(c *client.Client) error {
+		start := time.Now()
+		n, err := c.PutFile(ctx, f.remote, &patternReader{block: block, size: f.size}, 0, f.options()...)
+		elapsed := time.Since(start)
+		if err != nil {
+			return err
+		}
+		if n != f.size {
+			return fmt.Errorf("put sent %d bytes of %d", n, f.size)
+		}
+		// Read it back to check it (not timed).
+		h := sha256.New()
+		if got, err := c.GetFile(ctx, f.remote, h, 0, f.options()...); err != nil || got != f.size {
+			return fmt.Errorf("read back: %d bytes: %w", got, err)
+		}
+		if !bytes.Equal(h.Sum(nil), want) {
+			return fmt.Errorf("SHA-256 of the uploaded file differs")
+		}
+		figs = transferFigures(f.size, elapsed, cipher)
+		return nil
+	})
+	return figs, err
+}
+
+func benchGet(ctx context.Context, e *env, args []string) ([]figure, error) {
+	f, err := parseHPFBench("get", e, args)
+	if err != nil {
+		return nil, err
+	}
+	block := newPattern()
+	want := patternSHA(block, f.size)
+	cipher := localCipherRate(f.size)
+	var figs []figure
+	err = withClient(ctx, e, func(c *client.Client) error {
+		// Upload the file first (not timed).
+		if _, err := c.PutFile(ctx, f.remote, &patternReader{block: block, size: f.size}, 0, f.options()...); err != nil {
+			return fmt.Errorf("upload: %w", err)
+		}
+		h := newAsyncHasher()
+		start := time.Now()
+		n, err := c.GetFile(ctx, f.remote, h, 0, f.options()...)
+		elapsed := time.Since(start)
+		sum := h.Sum()
+		if err != nil {
+			return err
+		}
+		if n != f.size {
+			return fmt.Errorf("get received %d bytes of %d", n, f.size)
+		}
+		if !bytes.Equal(sum, want) {
+			return fmt.Errorf("SHA-256 of the downloaded file differs")
+		}
+		figs = transferFigures(f.size, elapsed, cipher)
+		return nil
+	})
+	return figs, err
+}
