@@ -44,8 +44,9 @@ type Conn struct {
 	nc net.Conn
 	r  *bufio.Reader
 
-	// AfterRead, if set, runs after every completed read of a frame or field; the
-	// server uses it to re-arm TCP_QUICKACK.
+	// AfterRead, if set, runs after every completed read of a frame or field
+	// that had to take bytes from the socket (not when they were all buffered
+	// already); the server uses it to re-arm TCP_QUICKACK.
 	AfterRead func()
 
 	rx      *Cipher // guarded by the reader (one reader at a time)
@@ -120,8 +121,12 @@ func (c *Conn) decrypt(b []byte) {
 }
 
 func (c *Conn) readFull(b []byte) error {
+	fromSocket := c.r.Buffered() < len(b)
 	n, err := io.ReadFull(c.r, b)
 	c.rxBytes.Add(int64(n))
+	if err == nil && fromSocket && c.AfterRead != nil {
+		c.AfterRead()
+	}
 	return err
 }
 
@@ -131,9 +136,6 @@ func (c *Conn) ReadField(b []byte) error {
 		return err
 	}
 	c.decrypt(b)
-	if c.AfterRead != nil {
-		c.AfterRead()
-	}
 	return nil
 }
 
@@ -191,9 +193,6 @@ func (c *Conn) ReadBody(n int) ([]byte, error) {
 		b = (*c.lent)[:n]
 	}
 	if n == 0 {
-		if c.AfterRead != nil {
-			c.AfterRead()
-		}
 		return b, nil
 	}
 	if err := c.ReadField(b); err != nil {

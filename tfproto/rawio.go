@@ -7,13 +7,7 @@ package tfproto
 // ReadRaw reads exactly len(b) bytes without deciphering them. Decipher them
 // with a KeyPipe over RxCipher, as one call per protocol field.
 func (c *Conn) ReadRaw(b []byte) error {
-	if err := c.readFull(b); err != nil {
-		return err
-	}
-	if c.AfterRead != nil {
-		c.AfterRead()
-	}
-	return nil
+	return c.readFull(b)
 }
 
 // WriteRaw sends b unchanged (already enciphered by the caller) in one write,

@@ -21,8 +21,8 @@ import (
 // rate) and idle (server memory per open session).
 
 func init() {
-	registerBench("echo", benchmark{usage: "echo [-n 64] [-d 5s] [-size 16]",
-		summary: "N sessions send ECHO for D seconds: ops/s, p50/p99/max latency", run: benchEcho})
+	registerBench("echo", benchmark{usage: "echo [-n 64] [-d 5s] [-size 16] [-rate 0]",
+		summary: "N sessions send ECHO for D seconds (as fast as possible, or -rate ops/s in all): ops/s, p50/p99/max latency", run: benchEcho})
 	registerBench("connect", benchmark{usage: "connect [-c 4] [-d 5s]",
 		summary: "C workers open and close sessions for D seconds: handshakes/s", run: benchConnect})
 	registerBench("idle", benchmark{usage: "idle [-n 1000] [-pid PID] [-c 8]",
@@ -100,11 +100,18 @@ func benchEcho(ctx context.Context, e *env, args []string) ([]figure, error) {
 	n := fs.Int("n", 64, "concurrent sessions")
 	d := fs.Duration("d", 5*time.Second, "duration")
 	size := fs.Int("size", 16, "ECHO payload bytes")
+	rate := fs.Float64("rate", 0, "total ECHO requests per second over all sessions, evenly paced (0 = each session as fast as it can: a closed loop)")
 	if err := parseBenchFlags(fs, e, args); err != nil {
 		return nil, err
 	}
-	if *n < 1 || *size < 0 {
-		return nil, usageError("echo needs -n ≥ 1 and -size ≥ 0")
+	if *n < 1 || *size < 0 || *rate < 0 {
+		return nil, usageError("echo needs -n ≥ 1, -size ≥ 0 and -rate ≥ 0")
+	}
+	// With -rate, session i sends at start + i·gap/n + k·gap and latency is
+	// measured from that scheduled time, so a late send counts as latency.
+	var gap time.Duration
+	if *rate > 0 {
+		gap = time.Duration(float64(*n) / *rate * float64(time.Second))
 	}
 	clients, err := dialAll(ctx, e, *n, min(*n, 8))
 	if err != nil {
@@ -123,8 +130,22 @@ func benchEcho(ctx context.Context, e *env, args []string) ([]figure, error) {
 		go func() {
 			defer wg.Done()
 			l := make([]time.Duration, 0, 4096)
+			next := start.Add(gap * time.Duration(i) / time.Duration(*n))
 			for rctx.Err() == nil {
 				t0 := time.Now()
+				if gap > 0 {
+					if d := time.Until(next); d > 0 {
+						select {
+						case <-time.After(d):
+						case <-rctx.Done():
+						}
+						if rctx.Err() != nil {
+							break
+						}
+					}
+					t0 = next
+					next = next.Add(gap)
+				}
 				got, err := c.Echo(ctx, payload)
 				if err != nil {
 					errs[i] = err

@@ -1,0 +1,109 @@
+package server_test
+
+import (
+	"bytes"
+	"io"
+	"sync/atomic"
+	"testing"
+
+	"github.com/tfd-project/tfd/client"
+	"github.com/tfd-project/tfd/internal/servertest"
+	"github.com/tfd-project/tfd/tfproto"
+)
+
+// zeroReader yields n zero bytes (the cipher makes no difference between data
+// values; the reader costs one copy, like a file read from the page cache).
+type zeroReader struct{ n int64 }
+
+func (z *zeroReader) Read(p []byte) (int, error) {
+	if z.n <= 0 {
+		return 0, io.EOF
+	}
+	p = p[:min(int64(len(p)), z.n)]
+	clear(p)
+	z.n -= int64(len(p))
+	return len(p), nil
+}
+
+const benchTransfer = 64 << 20
+
+// BenchmarkHPFPut uploads 64 MiB per op with PUT over loopback to an
+// in-process server (client and server share this process's cores).
+func BenchmarkHPFPut(b *testing.B) {
+	for _, ahead := range []bool{true, false} {
+		b.Run(map[bool]string{true: "ahead", false: "sync"}[ahead], func(b *testing.B) {
+			srv := servertest.Start(b)
+			c := srv.Dial(b)
+			opts := []client.HPFOption{client.WithBufferSize(8 << 20)}
+			if !ahead {
+				opts = append(opts, client.WithoutKeystreamAhead())
+			}
+			b.SetBytes(benchTransfer)
+			for b.Loop() {
+				if _, err := c.PutFile(b.Context(), "bench", &zeroReader{benchTransfer}, 0, opts...); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkHPFGet downloads 64 MiB per op with GET over loopback.
+func BenchmarkHPFGet(b *testing.B) {
+	for _, ahead := range []bool{true, false} {
+		b.Run(map[bool]string{true: "ahead", false: "sync"}[ahead], func(b *testing.B) {
+			srv := servertest.Start(b)
+			c := srv.Dial(b)
+			opts := []client.HPFOption{client.WithBufferSize(8 << 20)}
+			if !ahead {
+				opts = append(opts, client.WithoutKeystreamAhead())
+			}
+			if _, err := c.PutFile(b.Context(), "bench", &zeroReader{benchTransfer}, 0); err != nil {
+				b.Fatal(err)
+			}
+			b.SetBytes(benchTransfer)
+			for b.Loop() {
+				if _, err := c.GetFile(b.Context(), "bench", io.Discard, 0, opts...); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkRSADecrypt measures the server's share of a handshake: one
+// RSA-2048 OAEP-SHA1 decryption of a session key.
+func BenchmarkRSADecrypt(b *testing.B) {
+	key := servertest.Key(b)
+	sk := bytes.Repeat([]byte{7}, 32)
+	ct, err := tfproto.EncryptSessionKey(&key.PublicKey, sk)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := tfproto.DecryptSessionKey(key, ct); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkEcho64 runs ECHO on 64 sessions at once (closed loop) against an
+// in-process server: the cost of a small command round trip.
+func BenchmarkEcho64(b *testing.B) {
+	srv := servertest.Start(b)
+	clients := make([]*client.Client, 64)
+	for i := range clients {
+		clients[i] = srv.Dial(b)
+	}
+	var next atomic.Int64
+	b.SetParallelism(32) // 2 cores × 32 = 64 goroutines
+	b.RunParallel(func(pb *testing.PB) {
+		c := clients[next.Add(1)-1]
+		for pb.Next() {
+			if _, err := c.Echo(b.Context(), "0123456789abcdef"); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
