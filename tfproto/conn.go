@@ -61,9 +61,14 @@ type Conn struct {
 	txBytes atomic.Int64
 }
 
+// readBufSize is the socket read buffer of a connection. Reads of a field at
+// least this long go straight from the socket into the caller's buffer, so it
+// only has to hold a few small fields; small keeps idle sessions cheap.
+const readBufSize = 4096
+
 // NewConn wraps nc. Nothing is enciphered until SetCiphers.
 func NewConn(nc net.Conn) *Conn {
-	return &Conn{nc: nc, r: bufio.NewReaderSize(nc, 16*1024)}
+	return &Conn{nc: nc, r: bufio.NewReaderSize(nc, readBufSize)}
 }
 
 // NetConn returns the underlying connection.
