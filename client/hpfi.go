@@ -13,8 +13,10 @@ import (
 )
 
 // High-Performance File Interface: PUT, GET, PUTCAN, GETCAN (WIRE.md
-// §5.25–5.28). The data direction runs through a tfproto.KeyPipe, so the
-// keystream is computed on another core while this goroutine moves data.
+// §5.25–5.28). The data direction runs through a tfproto.KeyPipe: the fused
+// cipher on the calling goroutine by default, or keystream produced ahead on a
+// goroutine (WithKeystreamAhead). Uploads write to the socket from a helper
+// goroutine, so enciphering the next chunk overlaps with sending the last.
 
 // DefaultHPFBuffer is the buffer size transfers ask for unless told otherwise.
 const DefaultHPFBuffer = 8 << 20
@@ -53,12 +55,13 @@ func WithBufferSize(n int64) HPFOption { return func(c *hpfConfig) { c.bufsz = n
 // way; a later PutFile at the next offset resumes it.
 func WithStop() HPFOption { return func(c *hpfConfig) { c.stop = true } }
 
-// WithoutKeystreamAhead computes the keystream synchronously instead of on a
-// producer goroutine (for measurements).
-func WithoutKeystreamAhead() HPFOption { return func(c *hpfConfig) { c.ahead = false } }
+// WithKeystreamAhead computes the keystream on a producer goroutine ahead of
+// the data instead of with the fused cipher on the calling goroutine. It
+// needs a spare core to pay off (see README, Performance).
+func WithKeystreamAhead() HPFOption { return func(c *hpfConfig) { c.ahead = true } }
 
 func hpfOptions(opts []HPFOption) hpfConfig {
-	c := hpfConfig{bufsz: DefaultHPFBuffer, ahead: true}
+	c := hpfConfig{bufsz: DefaultHPFBuffer}
 	for _, o := range opts {
 		o(&c)
 	}
@@ -245,39 +248,42 @@ func (c *Client) readPutCodes() *putCodes {
 // room in front for the chunk header.
 type chunkReader struct {
 	r    io.Reader
-	buf  *[]byte
 	size int
 	eof  bool
 }
 
-// next returns the next chunk (header room included), empty at EOF.
-func (cr *chunkReader) next() ([]byte, error) {
+// next returns the next chunk in a pooled buffer: header room plus n data
+// bytes; n is 0 at EOF (and the buffer nil).
+func (cr *chunkReader) next() (*[]byte, int, error) {
 	if cr.eof {
-		return nil, nil
+		return nil, 0, nil
 	}
-	b := (*cr.buf)[8 : 8+cr.size]
-	n, err := io.ReadFull(cr.r, b)
+	p := tfproto.GetBuffer()
+	n, err := io.ReadFull(cr.r, (*p)[8:8+cr.size])
 	switch {
 	case err == io.EOF || err == io.ErrUnexpectedEOF:
 		cr.eof = true
 	case err != nil:
-		return nil, err
+		tfproto.PutBuffer(p)
+		return nil, 0, err
 	}
 	if n == 0 {
-		return nil, nil
+		tfproto.PutBuffer(p)
+		return nil, 0, nil
 	}
-	return (*cr.buf)[:8+n], nil
+	return p, n, nil
 }
 
-// sendChunk enciphers header and data through the pipe and sends them in one
-// write.
-func (c *Client) sendChunk(pipe *tfproto.KeyPipe, b []byte) error {
-	binary.BigEndian.PutUint64(b[:8], uint64(len(b)-8))
+// sendChunk enciphers header and data through the pipe and queues them on
+// the socket writer, which takes the buffer.
+func sendChunk(pipe *tfproto.KeyPipe, sw *tfproto.RawWriter, p *[]byte, n int) error {
+	b := (*p)[:8+n]
+	binary.BigEndian.PutUint64(b[:8], uint64(n))
 	pipe.Begin(8)
 	pipe.Encrypt(b[:8], b[:8])
-	pipe.Begin(len(b) - 8)
+	pipe.Begin(n)
 	pipe.Encrypt(b[8:], b[8:])
-	return c.conn.WriteRaw(b)
+	return sw.Send(p, len(b))
 }
 
 func (c *Client) putFlow(ctx context.Context, r io.Reader, bufsz int64, cfg hpfConfig) (sent int64, inStep bool, err error) {
@@ -289,11 +295,11 @@ func (c *Client) putFlow(ctx context.Context, r io.Reader, bufsz int64, cfg hpfC
 		}
 		<-codes.fin
 	}()
-	buf := tfproto.GetBuffer()
-	defer tfproto.PutBuffer(buf)
 	chunk := int(min(bufsz, hpfChunk))
-	cr := &chunkReader{r: r, buf: buf, size: max(chunk, 1)}
+	cr := &chunkReader{r: r, size: max(chunk, 1)}
 	pipe := tfproto.NewKeyPipe(c.conn.TxCipher(), cfg.ahead, 8, max(chunk, 1))
+	sw := c.conn.NewRawWriter(2)
+	defer sw.Close()
 	term := tfproto.HPFEnd
 	if cfg.stop {
 		term = tfproto.HPFStop
@@ -328,26 +334,30 @@ loop:
 			return sent, false, errors.New("client: server ended PUT early")
 		default:
 		}
-		b, rerr := cr.next()
+		p, n, rerr := cr.next()
 		if rerr != nil {
 			// A local read error: cancel (the server deletes the file).
 			term, result = tfproto.HPFCancel, fmt.Errorf("client: read upload: %w", rerr)
 			break
 		}
-		if len(b) == 0 {
+		if n == 0 {
 			break
 		}
 		if bufsz == 0 {
+			tfproto.PutBuffer(p)
 			term, result = tfproto.HPFStop, ErrZeroBuffer
 			break
 		}
-		if err := c.sendChunk(pipe, b); err != nil {
+		if err := sendChunk(pipe, sw, p, n); err != nil {
 			pipe.Abort()
 			return sent, false, err
 		}
-		sent += int64(len(b) - 8)
+		sent += int64(n)
 	}
 	pipe.Close()
+	if err := sw.Flush(); err != nil {
+		return sent, false, err
+	}
 	if !serverCancel {
 		if err := c.conn.WriteInt64(term); err != nil {
 			return sent, false, err
@@ -372,11 +382,11 @@ loop:
 }
 
 func (c *Client) putCanFlow(ctx context.Context, r io.Reader, bufsz int64, canpt uint64, cfg hpfConfig) (sent int64, inStep bool, err error) {
-	buf := tfproto.GetBuffer()
-	defer tfproto.PutBuffer(buf)
 	chunk := int(min(bufsz, hpfChunk))
-	cr := &chunkReader{r: r, buf: buf, size: max(chunk, 1)}
+	cr := &chunkReader{r: r, size: max(chunk, 1)}
 	pipe := tfproto.NewKeyPipe(c.conn.TxCipher(), cfg.ahead, 8, max(chunk, 1))
+	sw := c.conn.NewRawWriter(2)
+	defer sw.Close()
 	term := tfproto.HPFEnd
 	if cfg.stop {
 		term = tfproto.HPFStop
@@ -388,23 +398,24 @@ func (c *Client) putCanFlow(ctx context.Context, r io.Reader, bufsz int64, canpt
 			term, result = tfproto.HPFCancel, ctx.Err()
 			break
 		}
-		b, rerr := cr.next()
+		p, n, rerr := cr.next()
 		if rerr != nil {
 			term, result = tfproto.HPFCancel, fmt.Errorf("client: read upload: %w", rerr)
 			break
 		}
-		if len(b) == 0 {
+		if n == 0 {
 			break
 		}
 		if bufsz == 0 {
+			tfproto.PutBuffer(p)
 			term, result = tfproto.HPFStop, ErrZeroBuffer
 			break
 		}
-		if err := c.sendChunk(pipe, b); err != nil {
+		if err := sendChunk(pipe, sw, p, n); err != nil {
 			pipe.Abort()
 			return sent, false, err
 		}
-		sent += int64(len(b) - 8)
+		sent += int64(n)
 		chunks++
 		if canpt > 0 && chunks%canpt == 0 {
 			code, err := c.conn.ReadInt64()
@@ -425,6 +436,9 @@ func (c *Client) putCanFlow(ctx context.Context, r io.Reader, bufsz int64, canpt
 		}
 	}
 	pipe.Close()
+	if err := sw.Flush(); err != nil {
+		return sent, false, err
+	}
 	if err := c.conn.WriteInt64(term); err != nil {
 		return sent, false, err
 	}

@@ -23,9 +23,9 @@ import (
 // can be compared with one direction of the cipher measured in the same run.
 
 func init() {
-	registerBench("put", benchmark{usage: "put [-size 64MiB] [-buf 8MiB] [-remote PATH]",
+	registerBench("put", benchmark{usage: "put [-size 64MiB] [-buf 8MiB] [-remote PATH] [-ahead]",
 		summary: "upload S bytes with PUT: MB/s, SHA-256 checked by reading it back", run: benchPut})
-	registerBench("get", benchmark{usage: "get [-size 64MiB] [-buf 8MiB] [-remote PATH]",
+	registerBench("get", benchmark{usage: "get [-size 64MiB] [-buf 8MiB] [-remote PATH] [-ahead]",
 		summary: "download S bytes with GET: MB/s, SHA-256 checked", run: benchGet})
 }
 
@@ -52,19 +52,19 @@ func parseSize(s string) (int64, error) {
 type hpfBenchFlags struct {
 	size, buf int64
 	remote    string
-	sync      bool
+	ahead     bool
 }
 
 func parseHPFBench(name string, e *env, args []string) (*hpfBenchFlags, error) {
 	fs := flag.NewFlagSet("bench "+name, flag.ContinueOnError)
 	size := fs.String("size", "64MiB", "bytes to move (suffixes KiB, MiB, GiB)")
 	buf := fs.String("buf", "8MiB", "buffer size to ask the server for")
-	remote := fs.String("remote", "/tf-bench.bin", "remote file used (overwritten)")
-	sync := fs.Bool("sync", false, "compute the keystream synchronously (no producer goroutine)")
+	remote := fs.String("remote", "", "remote file used, overwritten in place (default /tf-bench-SIZE.bin: PUT does not truncate, so each size has its own file)")
+	ahead := fs.Bool("ahead", false, "client: produce the keystream ahead on a goroutine instead of the fused cipher")
 	if err := parseBenchFlags(fs, e, args); err != nil {
 		return nil, err
 	}
-	f := &hpfBenchFlags{remote: *remote, sync: *sync}
+	f := &hpfBenchFlags{remote: *remote, ahead: *ahead}
 	var err error
 	if f.size, err = parseSize(*size); err != nil {
 		return nil, usageError(err.Error())
@@ -72,13 +72,16 @@ func parseHPFBench(name string, e *env, args []string) (*hpfBenchFlags, error) {
 	if f.buf, err = parseSize(*buf); err != nil {
 		return nil, usageError(err.Error())
 	}
+	if f.remote == "" {
+		f.remote = fmt.Sprintf("/tf-bench-%d.bin", f.size)
+	}
 	return f, nil
 }
 
 func (f *hpfBenchFlags) options() []client.HPFOption {
 	o := []client.HPFOption{client.WithBufferSize(f.buf)}
-	if f.sync {
-		o = append(o, client.WithoutKeystreamAhead())
+	if f.ahead {
+		o = append(o, client.WithKeystreamAhead())
 	}
 	return o
 }
@@ -208,8 +211,12 @@ func benchPut(ctx context.Context, e *env, args []string) ([]figure, error) {
 		}
 		// Read it back to check it (not timed).
 		h := sha256.New()
-		if got, err := c.GetFile(ctx, f.remote, h, 0, f.options()...); err != nil || got != f.size {
-			return fmt.Errorf("read back: %d bytes: %w", got, err)
+		got, err := c.GetFile(ctx, f.remote, h, 0, f.options()...)
+		if err != nil {
+			return fmt.Errorf("read back: %w", err)
+		}
+		if got != f.size {
+			return fmt.Errorf("read back %d bytes of %d (the remote file was longer before)", got, f.size)
 		}
 		if !bytes.Equal(h.Sum(nil), want) {
 			return fmt.Errorf("SHA-256 of the uploaded file differs")

@@ -12,3 +12,10 @@ func SetHPFReadFault(f func(off int64) error) (restore func()) {
 	hpfReadFault.Store(&f)
 	return func() { hpfReadFault.Store(nil) }
 }
+
+// SetHPFKeystreamAhead switches the keystream producer of transfers on or off
+// and returns a function that restores the previous setting.
+func SetHPFKeystreamAhead(on bool) (restore func()) {
+	old := hpfAhead.Swap(on)
+	return func() { hpfAhead.Store(old) }
+}

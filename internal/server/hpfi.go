@@ -19,13 +19,14 @@ import (
 // §5.25–5.28, §P rows 9–10).
 //
 // Data path. Every chunk header, chunk and code is its own cipher call. The
-// direction that carries the data runs through a tfproto.KeyPipe, whose
-// producer goroutine computes the keystream ahead (the seed recurrence is the
-// limit of the whole transfer); a second helper goroutine moves the data to or
-// from the already-open file with pwrite/pread, so cipher work, socket I/O and
-// disk I/O overlap. Chunks are processed in pieces of at most hpfPiece bytes
-// from the shared frame-buffer pool, so a transfer holds a few MiB whatever
-// buffer size was negotiated.
+// direction that carries the data runs through a tfproto.KeyPipe (fused
+// cipher on the session goroutine by default; keystream produced ahead on a
+// goroutine when hpfAhead is set). Helper goroutines move the data to or from
+// the already-open file with pwrite/pread and, for GET, write the enciphered
+// pieces to the socket, so cipher work, socket I/O and disk I/O overlap.
+// Chunks are processed in pieces of at most hpfPiece bytes from the shared
+// frame-buffer pool, so a transfer holds a few MiB whatever buffer size was
+// negotiated.
 //
 // Decisions where the spec and WIRE.md are silent:
 //   - Parameters are checked before anything touches the file system: a body
@@ -96,6 +97,12 @@ func parseHPFile(args string, withCanpt bool) (path string, hf hpfile, ok bool) 
 	}
 	return args[:len(args)-size-1], hf, true
 }
+
+// hpfAhead makes transfers compute the keystream on a producer goroutine
+// (tfproto.KeyPipe ahead mode). Off by default: the fused cipher on the
+// session goroutine, with file and socket I/O on helper goroutines, moves
+// data as fast with less CPU in all (see README, Performance).
+var hpfAhead atomic.Bool
 
 // Test hooks: a fault injected into the file I/O of transfers (nil = none).
 var (
@@ -287,7 +294,7 @@ func (s *session) hpfPut(args string, can bool) (err error) {
 	w := newFileWriter(f, onError)
 	defer w.close()
 
-	pipe := tfproto.NewKeyPipe(s.conn.RxCipher(), true, 8, int(min(bufsz, hpfPiece)))
+	pipe := tfproto.NewKeyPipe(s.conn.RxCipher(), hpfAhead.Load(), 8, int(min(bufsz, hpfPiece)))
 	pipeOpen := true
 	closePipe := func() {
 		if pipeOpen {
@@ -633,7 +640,7 @@ func (s *session) hpfSend(f *os.File, off, bufsz int64, can bool, canpt uint64, 
 	chunk := int(min(bufsz, hpfPiece))
 	rd := newFileReader(f, off, chunk)
 	defer rd.close()
-	pipe := tfproto.NewKeyPipe(s.conn.TxCipher(), true, 8, chunk)
+	pipe := tfproto.NewKeyPipe(s.conn.TxCipher(), hpfAhead.Load(), 8, chunk)
 	pipeOpen := true
 	closePipe := func() {
 		if pipeOpen {
@@ -650,6 +657,8 @@ func (s *session) hpfSend(f *os.File, off, bufsz int64, can bool, canpt uint64, 
 			}
 		}
 	}()
+	sw := s.conn.NewRawWriter(2)
+	defer sw.Close()
 	var cancel <-chan struct{}
 	if codes != nil {
 		cancel = codes.cancel
@@ -670,6 +679,9 @@ func (s *session) hpfSend(f *os.File, off, bufsz int64, can bool, canpt uint64, 
 				code = tfproto.HPFCancel
 			}
 			closePipe()
+			if err := sw.Flush(); err != nil {
+				return false, err
+			}
 			return p.err != nil, s.conn.WriteInt64(code)
 		}
 		b := (*p.buf)[:8+p.n]
@@ -678,9 +690,7 @@ func (s *session) hpfSend(f *os.File, off, bufsz int64, can bool, canpt uint64, 
 		pipe.Encrypt(b[:8], b[:8])
 		pipe.Begin(p.n)
 		pipe.Encrypt(b[8:], b[8:])
-		err := s.conn.WriteRaw(b)
-		tfproto.PutBuffer(p.buf)
-		if err != nil {
+		if err := sw.Send(p.buf, len(b)); err != nil {
 			return false, err
 		}
 		sent++

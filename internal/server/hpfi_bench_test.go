@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/tfd-project/tfd/client"
+	"github.com/tfd-project/tfd/internal/server"
 	"github.com/tfd-project/tfd/internal/servertest"
 	"github.com/tfd-project/tfd/tfproto"
 )
@@ -31,12 +32,13 @@ const benchTransfer = 64 << 20
 // in-process server (client and server share this process's cores).
 func BenchmarkHPFPut(b *testing.B) {
 	for _, ahead := range []bool{true, false} {
-		b.Run(map[bool]string{true: "ahead", false: "sync"}[ahead], func(b *testing.B) {
+		b.Run(map[bool]string{true: "ahead", false: "fused"}[ahead], func(b *testing.B) {
 			srv := servertest.Start(b)
 			c := srv.Dial(b)
+			defer server.SetHPFKeystreamAhead(ahead)()
 			opts := []client.HPFOption{client.WithBufferSize(8 << 20)}
-			if !ahead {
-				opts = append(opts, client.WithoutKeystreamAhead())
+			if ahead {
+				opts = append(opts, client.WithKeystreamAhead())
 			}
 			b.SetBytes(benchTransfer)
 			for b.Loop() {
@@ -51,12 +53,13 @@ func BenchmarkHPFPut(b *testing.B) {
 // BenchmarkHPFGet downloads 64 MiB per op with GET over loopback.
 func BenchmarkHPFGet(b *testing.B) {
 	for _, ahead := range []bool{true, false} {
-		b.Run(map[bool]string{true: "ahead", false: "sync"}[ahead], func(b *testing.B) {
+		b.Run(map[bool]string{true: "ahead", false: "fused"}[ahead], func(b *testing.B) {
 			srv := servertest.Start(b)
 			c := srv.Dial(b)
+			defer server.SetHPFKeystreamAhead(ahead)()
 			opts := []client.HPFOption{client.WithBufferSize(8 << 20)}
-			if !ahead {
-				opts = append(opts, client.WithoutKeystreamAhead())
+			if ahead {
+				opts = append(opts, client.WithKeystreamAhead())
 			}
 			if _, err := c.PutFile(b.Context(), "bench", &zeroReader{benchTransfer}, 0); err != nil {
 				b.Fatal(err)

@@ -58,8 +58,18 @@ func alive(t *testing.T, c *client.Client) {
 }
 
 // TestHPFRoundTrip moves files of several sizes both ways with every command
-// and buffer sizes below, at and above the piece size, on one session.
+// and buffer sizes below, at and above the piece size, on one session, with
+// the fused cipher and with the keystream produced ahead (client and server).
 func TestHPFRoundTrip(t *testing.T) {
+	for _, ahead := range []bool{false, true} {
+		t.Run(map[bool]string{false: "fused", true: "ahead"}[ahead], func(t *testing.T) {
+			defer server.SetHPFKeystreamAhead(ahead)()
+			testHPFRoundTrip(t, ahead)
+		})
+	}
+}
+
+func testHPFRoundTrip(t *testing.T, ahead bool) {
 	srv := servertest.Start(t)
 	c := srv.Dial(t)
 	ctx := servertest.Context(t)
@@ -70,15 +80,19 @@ func TestHPFRoundTrip(t *testing.T) {
 			if bufsz < 4096 && size > 8192 {
 				continue // thousands of tiny chunks: slow under -race, nothing new
 			}
+			opts := []client.HPFOption{client.WithBufferSize(bufsz)}
+			if ahead {
+				opts = append(opts, client.WithKeystreamAhead())
+			}
 			data := randomBytes(size, uint64(i*10+j))
 			for _, can := range []bool{false, true} {
 				name := "f" + string(rune('a'+i)) + string(rune('a'+j))
 				var err error
 				var n int64
 				if can {
-					n, err = c.PutFileCan(ctx, "/"+name, bytes.NewReader(data), 0, 3, client.WithBufferSize(bufsz))
+					n, err = c.PutFileCan(ctx, "/"+name, bytes.NewReader(data), 0, 3, opts...)
 				} else {
-					n, err = c.PutFile(ctx, name, bytes.NewReader(data), 0, client.WithBufferSize(bufsz))
+					n, err = c.PutFile(ctx, name, bytes.NewReader(data), 0, opts...)
 				}
 				if err != nil || n != int64(size) {
 					t.Fatalf("put %d bytes buf %d can %v: n=%d err=%v", size, bufsz, can, n, err)
@@ -88,9 +102,9 @@ func TestHPFRoundTrip(t *testing.T) {
 				}
 				var out bytes.Buffer
 				if can {
-					n, err = c.GetFileCan(ctx, name, &out, 0, 2, client.WithBufferSize(bufsz))
+					n, err = c.GetFileCan(ctx, name, &out, 0, 2, opts...)
 				} else {
-					n, err = c.GetFile(ctx, name, &out, 0, client.WithBufferSize(bufsz))
+					n, err = c.GetFile(ctx, name, &out, 0, opts...)
 				}
 				if err != nil || n != int64(size) || !bytes.Equal(out.Bytes(), data) {
 					t.Fatalf("get %d bytes buf %d can %v: n=%d err=%v equal=%v", size, bufsz, can, n, err, bytes.Equal(out.Bytes(), data))
