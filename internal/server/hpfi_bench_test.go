@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"io"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/tfd-project/tfd/client"
 	"github.com/tfd-project/tfd/internal/server"
@@ -28,6 +30,23 @@ func (z *zeroReader) Read(p []byte) (int, error) {
 
 const benchTransfer = 64 << 20
 
+// cpuTime returns the user+system CPU time this process has used: client and
+// server together, kernel loopback work included.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportCPU adds the CPU cost per transferred byte and the rate that cost
+// allows when both cores of a 2-core machine are free: the figures that do not
+// depend on what else runs on the machine.
+func reportCPU(b *testing.B, cpu time.Duration, bytes int64) {
+	nsPerByte := float64(cpu.Nanoseconds()) / float64(bytes)
+	b.ReportMetric(nsPerByte, "cpu-ns/B")
+	b.ReportMetric(2*1e3/nsPerByte, "MB/s-on-2-idle-cores")
+}
+
 // BenchmarkHPFPut uploads 64 MiB per op with PUT over loopback to an
 // in-process server (client and server share this process's cores).
 func BenchmarkHPFPut(b *testing.B) {
@@ -41,11 +60,14 @@ func BenchmarkHPFPut(b *testing.B) {
 				opts = append(opts, client.WithKeystreamAhead())
 			}
 			b.SetBytes(benchTransfer)
+			cpu0, n := cpuTime(), int64(0)
 			for b.Loop() {
 				if _, err := c.PutFile(b.Context(), "bench", &zeroReader{benchTransfer}, 0, opts...); err != nil {
 					b.Fatal(err)
 				}
+				n += benchTransfer
 			}
+			reportCPU(b, cpuTime()-cpu0, n)
 		})
 	}
 }
@@ -65,11 +87,14 @@ func BenchmarkHPFGet(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.SetBytes(benchTransfer)
+			cpu0, n := cpuTime(), int64(0)
 			for b.Loop() {
 				if _, err := c.GetFile(b.Context(), "bench", io.Discard, 0, opts...); err != nil {
 					b.Fatal(err)
 				}
+				n += benchTransfer
 			}
+			reportCPU(b, cpuTime()-cpu0, n)
 		})
 	}
 }
