@@ -125,6 +125,10 @@ func BenchmarkEcho64(b *testing.B) {
 	}
 	var next atomic.Int64
 	b.SetParallelism(32) // 2 cores × 32 = 64 goroutines
+	cpu0 := cpuTime()
+	defer func() {
+		b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/1e3/float64(b.N), "cpu-µs/op")
+	}()
 	b.RunParallel(func(pb *testing.PB) {
 		c := clients[next.Add(1)-1]
 		for pb.Next() {
