@@ -179,7 +179,11 @@ func (a *asyncHasher) Sum() []byte {
 	return a.h.Sum(nil)
 }
 
-func transferFigures(size int64, elapsed time.Duration, cipher float64) []figure {
+// transferFigures reports the transfer with the local cipher rate measured
+// just before and just after it (their mean), so that a machine whose load
+// changes during the run skews both alike.
+func transferFigures(size int64, elapsed time.Duration, before float64) []figure {
+	cipher := (before + localCipherRate(size)) / 2
 	rate := float64(size) / 1e6 / elapsed.Seconds()
 	return []figure{
 		{"bytes", float64(size), "B"},
