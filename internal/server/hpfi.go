@@ -250,9 +250,15 @@ func (s *session) hpfPut(args string, can bool) (err error) {
 	if f == nil {
 		return oerr
 	}
-	// remove is decided by the flow; the file is closed in every case.
+	// remove is decided by the flow; the file is closed in every case. A
+	// server-side cancel always removes it, whatever happens after it.
 	remove := false
+	var finMu sync.Mutex
+	finSent, srvCancel := false, false
 	defer func() {
+		finMu.Lock()
+		remove = remove || srvCancel
+		finMu.Unlock()
 		if cerr := f.Close(); cerr != nil && err == nil && !remove {
 			s.log.Warn("hpfi close", "file", rel, "err", cerr)
 		}
@@ -269,8 +275,6 @@ func (s *session) hpfPut(args string, can bool) (err error) {
 
 	// Server-side cancel (PUT): the writer goroutine sends HPFCANCEL then
 	// HPFFIN as soon as a write fails, while the session keeps reading.
-	var finMu sync.Mutex
-	finSent, srvCancel := false, false
 	sendFin := func(cancel bool) error {
 		finMu.Lock()
 		defer finMu.Unlock()
