@@ -9,8 +9,10 @@ import (
 	"hash"
 	"io"
 	"math/rand/v2"
+	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/tfd-project/tfd/client"
@@ -23,9 +25,9 @@ import (
 // can be compared with one direction of the cipher measured in the same run.
 
 func init() {
-	registerBench("put", benchmark{usage: "put [-size 64MiB] [-buf 8MiB] [-remote PATH] [-ahead]",
+	registerBench("put", benchmark{usage: "put [-size 64MiB] [-buf 8MiB] [-remote PATH] [-ahead] [-pid PID]",
 		summary: "upload S bytes with PUT: MB/s, SHA-256 checked by reading it back", run: benchPut})
-	registerBench("get", benchmark{usage: "get [-size 64MiB] [-buf 8MiB] [-remote PATH] [-ahead]",
+	registerBench("get", benchmark{usage: "get [-size 64MiB] [-buf 8MiB] [-remote PATH] [-ahead] [-pid PID]",
 		summary: "download S bytes with GET: MB/s, SHA-256 checked", run: benchGet})
 }
 
@@ -53,6 +55,7 @@ type hpfBenchFlags struct {
 	size, buf int64
 	remote    string
 	ahead     bool
+	pid       int
 }
 
 func parseHPFBench(name string, e *env, args []string) (*hpfBenchFlags, error) {
@@ -61,10 +64,11 @@ func parseHPFBench(name string, e *env, args []string) (*hpfBenchFlags, error) {
 	buf := fs.String("buf", "8MiB", "buffer size to ask the server for")
 	remote := fs.String("remote", "", "remote file used, overwritten in place (default /tf-bench-SIZE.bin: PUT does not truncate, so each size has its own file)")
 	ahead := fs.Bool("ahead", false, "client: produce the keystream ahead on a goroutine instead of the fused cipher")
+	pid := fs.Int("pid", 0, "server process id (local server): also report CPU time per byte, client and server together")
 	if err := parseBenchFlags(fs, e, args); err != nil {
 		return nil, err
 	}
-	f := &hpfBenchFlags{remote: *remote, ahead: *ahead}
+	f := &hpfBenchFlags{remote: *remote, ahead: *ahead, pid: *pid}
 	var err error
 	if f.size, err = parseSize(*size); err != nil {
 		return nil, usageError(err.Error())
@@ -179,19 +183,83 @@ func (a *asyncHasher) Sum() []byte {
 	return a.h.Sum(nil)
 }
 
+// cpuClock reads the CPU time (user+system) of this process and, when pid is
+// not 0, of that local process too.
+func cpuClock(pid int) (time.Duration, error) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, err
+	}
+	d := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	if pid == 0 {
+		return d, nil
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the ")" that ends the command name: state is field 3,
+	// utime and stime are fields 14 and 15, in clock ticks (USER_HZ = 100).
+	rest := string(b[bytes.LastIndexByte(b, ')')+2:])
+	fields := strings.Fields(rest)
+	if len(fields) < 13 {
+		return 0, fmt.Errorf("short /proc/%d/stat", pid)
+	}
+	ut, err1 := strconv.ParseInt(fields[11], 10, 64)
+	st, err2 := strconv.ParseInt(fields[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("bad /proc/%d/stat", pid)
+	}
+	return d + time.Duration(ut+st)*10*time.Millisecond, nil
+}
+
 // transferFigures reports the transfer with the local cipher rate measured
 // just before and just after it (their mean), so that a machine whose load
-// changes during the run skews both alike.
-func transferFigures(size int64, elapsed time.Duration, before float64) []figure {
+// changes during the run skews both alike. With cpu > 0 (client and server
+// CPU time) it adds the CPU cost per byte and the rate that cost allows on a
+// 2-core machine with nothing else running.
+func transferFigures(size int64, elapsed time.Duration, before float64, cpu time.Duration) []figure {
 	cipher := (before + localCipherRate(size)) / 2
 	rate := float64(size) / 1e6 / elapsed.Seconds()
-	return []figure{
+	figs := []figure{
 		{"bytes", float64(size), "B"},
 		{"seconds", elapsed.Seconds(), "s"},
 		{"rate", rate, "MB/s"},
 		{"cipher one direction", cipher, "MB/s"},
 		{"rate / cipher", 100 * rate / cipher, "%"},
 	}
+	if cpu > 0 {
+		ns := float64(cpu.Nanoseconds()) / float64(size)
+		figs = append(figs,
+			figure{"cpu client+server", ns, "ns/B"},
+			figure{"rate on 2 idle cores", 2e3 / ns, "MB/s"},
+			figure{"2 idle cores / cipher", 100 * 2e3 / ns / cipher, "%"})
+	}
+	return figs
+}
+
+// timeTransfer runs f and returns its wall time and, with a pid, the CPU
+// time client and server spent.
+func timeTransfer(pid int, f func() error) (time.Duration, time.Duration, error) {
+	var cpu0 time.Duration
+	if pid > 0 {
+		var err error
+		if cpu0, err = cpuClock(pid); err != nil {
+			return 0, 0, err
+		}
+	}
+	start := time.Now()
+	err := f()
+	elapsed := time.Since(start)
+	var cpu time.Duration
+	if pid > 0 && err == nil {
+		cpu1, cerr := cpuClock(pid)
+		if cerr != nil {
+			return 0, 0, cerr
+		}
+		cpu = cpu1 - cpu0
+	}
+	return elapsed, cpu, err
 }
 
 func benchPut(ctx context.Context, e *env, args []string) ([]figure, error) {
@@ -204,9 +272,12 @@ func benchPut(ctx context.Context, e *env, args []string) ([]figure, error) {
 	cipher := localCipherRate(f.size)
 	var figs []figure
 	err = withClient(ctx, e, func(c *client.Client) error {
-		start := time.Now()
-		n, err := c.PutFile(ctx, f.remote, &patternReader{block: block, size: f.size}, 0, f.options()...)
-		elapsed := time.Since(start)
+		var n int64
+		elapsed, cpu, err := timeTransfer(f.pid, func() error {
+			var err error
+			n, err = c.PutFile(ctx, f.remote, &patternReader{block: block, size: f.size}, 0, f.options()...)
+			return err
+		})
 		if err != nil {
 			return err
 		}
@@ -225,7 +296,7 @@ func benchPut(ctx context.Context, e *env, args []string) ([]figure, error) {
 		if !bytes.Equal(h.Sum(nil), want) {
 			return fmt.Errorf("SHA-256 of the uploaded file differs")
 		}
-		figs = transferFigures(f.size, elapsed, cipher)
+		figs = transferFigures(f.size, elapsed, cipher, cpu)
 		return nil
 	})
 	return figs, err
@@ -246,9 +317,12 @@ func benchGet(ctx context.Context, e *env, args []string) ([]figure, error) {
 			return fmt.Errorf("upload: %w", err)
 		}
 		h := newAsyncHasher()
-		start := time.Now()
-		n, err := c.GetFile(ctx, f.remote, h, 0, f.options()...)
-		elapsed := time.Since(start)
+		var n int64
+		elapsed, cpu, err := timeTransfer(f.pid, func() error {
+			var err error
+			n, err = c.GetFile(ctx, f.remote, h, 0, f.options()...)
+			return err
+		})
 		sum := h.Sum()
 		if err != nil {
 			return err
@@ -259,7 +333,7 @@ func benchGet(ctx context.Context, e *env, args []string) ([]figure, error) {
 		if !bytes.Equal(sum, want) {
 			return fmt.Errorf("SHA-256 of the downloaded file differs")
 		}
-		figs = transferFigures(f.size, elapsed, cipher)
+		figs = transferFigures(f.size, elapsed, cipher, cpu)
 		return nil
 	})
 	return figs, err

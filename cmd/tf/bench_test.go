@@ -20,6 +20,7 @@ func TestBenchModes(t *testing.T) {
 		names []string
 	}{
 		{[]string{"bench", "put", "-size", "3MiB", "-buf", "1MiB"}, []string{"bytes", "rate", "cipher one direction", "rate / cipher"}},
+		{[]string{"bench", "put", "-size", "3MiB", "-pid", pid}, []string{"rate", "cpu client+server", "rate on 2 idle cores"}},
 		{[]string{"bench", "get", "-size", "3MiB", "-buf", "256KiB", "-ahead"}, []string{"bytes", "rate"}},
 		{[]string{"bench", "echo", "-n", "4", "-d", "200ms"}, []string{"ops", "p50", "p99", "max"}},
 		{[]string{"bench", "echo", "-n", "2", "-d", "200ms", "-rate", "100"}, []string{"ops", "p99"}},
