@@ -11,11 +11,13 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/tfd-project/tfd/internal/config"
+	"github.com/tfd-project/tfd/internal/metrics"
 	"github.com/tfd-project/tfd/internal/server"
 	"github.com/tfd-project/tfd/tfproto"
 )
@@ -30,6 +32,7 @@ func init() {
 // wins over the environment, which wins over the config file.
 type serveFlags struct {
 	data, configFile, listen, proto, hash, dbdir, logLevel, logFormat string
+	metricsListen                                                     string
 	idle, handshake, shutdown                                         time.Duration
 	maxSessions, maxPerIP                                             int
 }
@@ -46,6 +49,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.shutdown, "shutdown-timeout", 10*time.Second, "on SIGINT/SIGTERM, how long sessions may finish")
 	fs.IntVar(&f.maxSessions, "max-sessions", 0, "most concurrent sessions (0 = unlimited)")
 	fs.IntVar(&f.maxPerIP, "max-sessions-per-ip", 0, "most concurrent sessions from one IP address (0 = unlimited)")
+	fs.StringVar(&f.metricsListen, "metrics-listen", "", "serve Prometheus metrics at http://ADDR/metrics (off when empty)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
 }
@@ -234,21 +238,53 @@ func serve(args []string) error {
 	for _, w := range cfg.Warnings {
 		log.Warn("config", "warning", w)
 	}
-	srv, err := server.New(cfg, log)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var opts []server.Option
+	if f.metricsListen != "" {
+		m := metrics.New()
+		opts = append(opts, server.WithMetrics(m))
+		go func() {
+			err := m.Serve(ctx, f.metricsListen, func(a net.Addr) { log.Info("metrics", "url", "http://"+a.String()+"/metrics") })
+			if err != nil {
+				log.Error("metrics listener", "err", err)
+			}
+		}()
+	}
+	srv, err := server.New(cfg, log, opts...)
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", cfg.ListenAddr())
+	ln, pc, err := listenBoth(cfg.ListenAddr())
 	if err != nil {
-		return fmt.Errorf("listen: %w", err)
+		return err
 	}
 	printBanner(cfg, ln.Addr().String(), pubPath)
 	if host, _, _ := net.SplitHostPort(cfg.ListenAddr()); cfg.Hash == "testhash" && !isLoopback(host) {
 		log.Warn("listening beyond loopback with the default hash \"testhash\": set --hash or the config's hash")
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return srv.Serve(ctx, ln)
+	udpDone := make(chan error, 1)
+	go func() { udpDone <- srv.ServeUDP(ctx, pc) }()
+	err = srv.Serve(ctx, ln)
+	stop()
+	return errors.Join(err, <-udpDone)
+}
+
+// listenBoth listens on TCP addr and on UDP with the same host and the TCP
+// listener's port number (the UDP services share it, WIRE.md §6; with port 0
+// the UDP socket takes the port the kernel gave TCP).
+func listenBoth(addr string) (net.Listener, net.PacketConn, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listen: %w", err)
+	}
+	host, _, _ := net.SplitHostPort(addr)
+	pc, err := net.ListenPacket("udp", net.JoinHostPort(host, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)))
+	if err != nil {
+		ln.Close()
+		return nil, nil, fmt.Errorf("listen udp: %w", err)
+	}
+	return ln, pc, nil
 }
 
 func isLoopback(host string) bool {

@@ -31,9 +31,9 @@ func (z *zeroReader) Read(p []byte) (int, error) {
 
 const benchTransfer = 64 << 20
 
-// cpuTime returns the user+system CPU time this process has used: client and
+// hpfCPUTime returns the user+system CPU time this process has used: client and
 // server together, kernel loopback work included.
-func cpuTime() time.Duration {
+func hpfCPUTime() time.Duration {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
@@ -63,14 +63,14 @@ func BenchmarkHPFPut(b *testing.B) {
 				opts = append(opts, client.WithKeystreamAhead())
 			}
 			b.SetBytes(benchTransfer)
-			cpu0, n := cpuTime(), int64(0)
+			cpu0, n := hpfCPUTime(), int64(0)
 			for b.Loop() {
 				if _, err := c.PutFile(b.Context(), "bench", &zeroReader{benchTransfer}, 0, opts...); err != nil {
 					b.Fatal(err)
 				}
 				n += benchTransfer
 			}
-			reportCPU(b, cpuTime()-cpu0, n, true)
+			reportCPU(b, hpfCPUTime()-cpu0, n, true)
 		})
 	}
 }
@@ -90,14 +90,14 @@ func BenchmarkHPFGet(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.SetBytes(benchTransfer)
-			cpu0, n := cpuTime(), int64(0)
+			cpu0, n := hpfCPUTime(), int64(0)
 			for b.Loop() {
 				if _, err := c.GetFile(b.Context(), "bench", io.Discard, 0, opts...); err != nil {
 					b.Fatal(err)
 				}
 				n += benchTransfer
 			}
-			reportCPU(b, cpuTime()-cpu0, n, true)
+			reportCPU(b, hpfCPUTime()-cpu0, n, true)
 		})
 	}
 }
@@ -111,13 +111,13 @@ func BenchmarkRSADecrypt(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	cpu0 := cpuTime()
+	cpu0 := hpfCPUTime()
 	for b.Loop() {
 		if _, err := tfproto.DecryptSessionKey(key, ct); err != nil {
 			b.Fatal(err)
 		}
 	}
-	b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/1e3/float64(b.N), "cpu-µs/op")
+	b.ReportMetric(float64((hpfCPUTime()-cpu0).Nanoseconds())/1e3/float64(b.N), "cpu-µs/op")
 }
 
 // BenchmarkEcho64 runs ECHO on 64 sessions at once (closed loop) against an
@@ -130,9 +130,9 @@ func BenchmarkEcho64(b *testing.B) {
 	}
 	var next atomic.Int64
 	b.SetParallelism(32) // 2 cores × 32 = 64 goroutines
-	cpu0 := cpuTime()
+	cpu0 := hpfCPUTime()
 	defer func() {
-		b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/1e3/float64(b.N), "cpu-µs/op")
+		b.ReportMetric(float64((hpfCPUTime()-cpu0).Nanoseconds())/1e3/float64(b.N), "cpu-µs/op")
 	}()
 	b.RunParallel(func(pb *testing.PB) {
 		c := clients[next.Add(1)-1]
@@ -150,7 +150,7 @@ func BenchmarkEcho64(b *testing.B) {
 func BenchmarkHandshake(b *testing.B) {
 	srv := servertest.Start(b)
 	opts := srv.Options()
-	cpu0 := cpuTime()
+	cpu0 := hpfCPUTime()
 	for b.Loop() {
 		c, err := client.Dial(b.Context(), srv.Addr, opts)
 		if err != nil {
@@ -158,7 +158,7 @@ func BenchmarkHandshake(b *testing.B) {
 		}
 		c.Close()
 	}
-	b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/1e3/float64(b.N), "cpu-µs/op")
+	b.ReportMetric(float64((hpfCPUTime()-cpu0).Nanoseconds())/1e3/float64(b.N), "cpu-µs/op")
 }
 
 // BenchmarkHPFServerPut measures the server's side of PUT alone, as if the
@@ -196,7 +196,7 @@ func BenchmarkHPFServerPut(b *testing.B) {
 		stream = binary.BigEndian.AppendUint64(stream, 0) // HPFEND
 		tx.Encrypt(stream[h:], stream[h:])
 		cipherWall += time.Since(c0)
-		cpu0, w0 := cpuTime(), time.Now()
+		cpu0, w0 := hpfCPUTime(), time.Now()
 		b.StartTimer()
 		if err := conn.WriteRaw(stream); err != nil {
 			b.Fatal(err)
@@ -205,7 +205,7 @@ func BenchmarkHPFServerPut(b *testing.B) {
 			b.Fatalf("FIN: %d %v", code, err)
 		}
 		b.StopTimer()
-		cpu += cpuTime() - cpu0
+		cpu += hpfCPUTime() - cpu0
 		wall += time.Since(w0)
 		if err := conn.WriteInt64(tfproto.HPFFin); err != nil {
 			b.Fatal(err)
@@ -249,7 +249,7 @@ func BenchmarkHPFServerGet(b *testing.B) {
 		if reply, err := conn.ReadFrame(0); err != nil || len(reply) != 11 {
 			b.Fatalf("GET reply %q %v", reply, err)
 		}
-		cpu0, w0 := cpuTime(), time.Now()
+		cpu0, w0 := hpfCPUTime(), time.Now()
 		b.StartTimer()
 		for left := total; left > 0; {
 			n := min(left, len(buf))
@@ -259,7 +259,7 @@ func BenchmarkHPFServerGet(b *testing.B) {
 			left -= n
 		}
 		b.StopTimer()
-		cpu += cpuTime() - cpu0
+		cpu += hpfCPUTime() - cpu0
 		wall += time.Since(w0)
 		conn.NetConn().Close()
 		b.StartTimer()
