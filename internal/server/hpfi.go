@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"syscall"
 
+	"github.com/tfd-project/tfd/internal/metrics"
 	"github.com/tfd-project/tfd/internal/vfs"
 	"github.com/tfd-project/tfd/tfproto"
 )
@@ -165,6 +166,7 @@ func (s *session) hpfNegotiate(requested int64) (int64, error) {
 	reply := make([]byte, 0, 11)
 	reply = append(reply, "OK "...)
 	reply = binary.BigEndian.AppendUint64(reply, uint64(bufsz))
+	s.result = metrics.ResultOK
 	return bufsz, s.conn.WriteFrame(reply)
 }
 
