@@ -1,0 +1,520 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/tfd-project/tfd/internal/gateway"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// Test timing: short heartbeats so membership changes show quickly, and a
+// generous miss count so a starved -race run on shared cores does not expire
+// a live node.
+const (
+	testHeartbeat = 100 * time.Millisecond
+	testMissed    = 8
+)
+
+func testLogger() *slog.Logger {
+	if testing.Verbose() && os.Getenv("TFD_CLUSTER_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return nil
+}
+
+func ctxFor(t *testing.T, d time.Duration) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// startNode starts one embedded-NATS node on a free loopback port, routed to
+// peers.
+func startNode(t *testing.T, id, advertise string, peers ...string) *Node {
+	t.Helper()
+	n, err := Start(Options{
+		NodeID:        id,
+		ClusterListen: "127.0.0.1:0",
+		Peers:         peers,
+		Advertise:     advertise,
+		Heartbeat:     testHeartbeat,
+		Missed:        testMissed,
+		Log:           testLogger(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	return n
+}
+
+// startCluster starts size nodes; node 0 is the bootstrap peer of the others.
+// It returns once every node lists every other one (routes are up and
+// heartbeats flow).
+func startCluster(t *testing.T, size int, advertise func(i int) string) []*Node {
+	t.Helper()
+	nodes := make([]*Node, size)
+	for i := range nodes {
+		var peers []string
+		if i > 0 {
+			peers = []string{nodes[0].RouteURL()}
+		}
+		adv := ""
+		if advertise != nil {
+			adv = advertise(i)
+		}
+		nodes[i] = startNode(t, fmt.Sprintf("node%d", i), adv, peers...)
+	}
+	ctx := ctxFor(t, 20*time.Second)
+	for _, n := range nodes {
+		if err := n.WaitNodes(ctx, size); err != nil {
+			t.Fatalf("%s: %v (live %v)", n.ID(), err, n.Directory().Live())
+		}
+	}
+	return nodes
+}
+
+// fakePeer is a gateway.Peer with a bounded queue.
+type fakePeer struct {
+	name    string
+	q       chan []byte
+	evicted chan struct{}
+	once    sync.Once
+}
+
+func newPeer(name string, depth int) *fakePeer {
+	return &fakePeer{name: name, q: make(chan []byte, depth), evicted: make(chan struct{})}
+}
+
+func (p *fakePeer) Enqueue(msg []byte) error {
+	select {
+	case p.q <- msg:
+		return nil
+	default:
+		return gateway.ErrQueueFull
+	}
+}
+
+func (p *fakePeer) Evicted() { p.once.Do(func() { close(p.evicted) }) }
+
+func (p *fakePeer) isEvicted() bool {
+	select {
+	case <-p.evicted:
+		return true
+	default:
+		return false
+	}
+}
+
+func (p *fakePeer) expect(t *testing.T, want string) {
+	t.Helper()
+	select {
+	case got := <-p.q:
+		if string(got) != want {
+			t.Fatalf("%s got %q, want %q", p.name, got, want)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s: no message (want %q)", p.name, want)
+	}
+}
+
+func (p *fakePeer) expectNothing(t *testing.T) {
+	t.Helper()
+	select {
+	case got := <-p.q:
+		t.Fatalf("%s got unexpected %q", p.name, got)
+	default:
+	}
+}
+
+func attach(t *testing.T, b *Bus, id string, p gateway.Peer) func() {
+	t.Helper()
+	detach, err := b.Attach(id, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(detach)
+	return detach
+}
+
+// waitHolder waits until every node's directory says identity is held by
+// node want ("" = by nobody).
+func waitHolder(t *testing.T, nodes []*Node, identity, want string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for _, n := range nodes {
+		for {
+			got, ok := n.Bus().Holder(identity)
+			if (want == "" && !ok) || (ok && got == want) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: holder of %q is %q (%v), want %q", n.ID(), identity, got, ok, want)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}
+
+func TestCrossNodeDelivery(t *testing.T) {
+	nodes := startCluster(t, 3, nil)
+	alice, bob, carol := newPeer("alice", 16), newPeer("bob", 16), newPeer("carol", 16)
+	// Identities are any byte strings: NATS wildcards, dots, spaces, NULs,
+	// non-UTF-8, long.
+	bobID := "bob.*.>\x00 \xff" + string(make([]byte, 5000))
+	attach(t, nodes[0].Bus(), "alice", alice)
+	attach(t, nodes[2].Bus(), bobID, bob)
+	attach(t, nodes[0].Bus(), "carol", carol)
+	waitHolder(t, nodes, "alice", "node0")
+	waitHolder(t, nodes, bobID, "node2")
+
+	before0, before2 := nodes[0].Bus().Stats(), nodes[2].Bus().Stats()
+	if err := nodes[0].Bus().Send(bobID, []byte("hi bob")); err != nil {
+		t.Fatal(err)
+	}
+	bob.expect(t, "hi bob")
+	if err := nodes[2].Bus().Send("alice", []byte("hi alice")); err != nil {
+		t.Fatal(err)
+	}
+	alice.expect(t, "hi alice")
+	// From the third node, which holds nobody.
+	if err := nodes[1].Bus().Send("alice", []byte("from node1")); err != nil {
+		t.Fatal(err)
+	}
+	alice.expect(t, "from node1")
+	// Binary payload, empty payload.
+	payload := []byte{0, 1, 2, 0xff, '\n'}
+	if err := nodes[0].Bus().Send(bobID, payload); err != nil {
+		t.Fatal(err)
+	}
+	bob.expect(t, string(payload))
+	if err := nodes[0].Bus().Send(bobID, nil); err != nil {
+		t.Fatal(err)
+	}
+	bob.expect(t, "")
+
+	// Local to local: delivered without NATS.
+	if err := nodes[0].Bus().Send("carol", []byte("local")); err != nil {
+		t.Fatal(err)
+	}
+	carol.expect(t, "local")
+	after0, after2 := nodes[0].Bus().Stats(), nodes[2].Bus().Stats()
+	if got := after0.RemoteSent - before0.RemoteSent; got != 3 {
+		t.Errorf("node0 published %d messages, want 3 (the local one must not go through NATS)", got)
+	}
+	if got := after0.LocalDelivered - before0.LocalDelivered; got != 1 {
+		t.Errorf("node0 local deliveries %d, want 1", got)
+	}
+	if got := after2.RemoteDelivered - before2.RemoteDelivered; got != 3 {
+		t.Errorf("node2 remote deliveries %d, want 3", got)
+	}
+}
+
+func TestUnknownIdentityDropped(t *testing.T) {
+	nodes := startCluster(t, 2, nil)
+	err := nodes[0].Bus().Send("nobody", []byte("x"))
+	if !errors.Is(err, gateway.ErrUnknownIdentity) {
+		t.Fatalf("send to nobody: %v, want ErrUnknownIdentity", err)
+	}
+	if s := nodes[0].Bus().Stats(); s.DropUnknown != 1 || s.RemoteSent != 0 {
+		t.Fatalf("stats %+v: want one unknown-identity drop and nothing published", s)
+	}
+
+	// After a release the identity is unknown everywhere again.
+	p := newPeer("p", 4)
+	detach := attach(t, nodes[1].Bus(), "gone", p)
+	waitHolder(t, nodes, "gone", "node1")
+	detach()
+	detach() // twice is harmless
+	waitHolder(t, nodes, "gone", "")
+	if err := nodes[0].Bus().Send("gone", []byte("x")); !errors.Is(err, gateway.ErrUnknownIdentity) {
+		t.Fatalf("send after release: %v, want ErrUnknownIdentity", err)
+	}
+}
+
+func TestQueueFullAndTooLarge(t *testing.T) {
+	nodes := startCluster(t, 2, nil)
+	slow := newPeer("slow", 1)
+	attach(t, nodes[0].Bus(), "slow", slow)
+	if err := nodes[0].Bus().Send("slow", []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := nodes[0].Bus().Send("slow", []byte("2")); !errors.Is(err, gateway.ErrQueueFull) {
+		t.Fatalf("local send to a full queue: %v, want ErrQueueFull", err)
+	}
+	big := make([]byte, DefaultMaxPayload+1)
+	waitHolder(t, nodes, "slow", "node0")
+	if err := nodes[1].Bus().Send("slow", big); !errors.Is(err, gateway.ErrTooLarge) {
+		t.Fatalf("remote send over max payload: %v, want ErrTooLarge", err)
+	}
+	// A full queue on the receiving node is counted there.
+	if err := nodes[1].Bus().Send("slow", []byte("3")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for nodes[0].Bus().Stats().RemoteDropQueueFull != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("remote queue-full drop not counted: %+v", nodes[0].Bus().Stats())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	slow.expect(t, "1")
+}
+
+func TestDuplicateIdentityAcrossNodes(t *testing.T) {
+	nodes := startCluster(t, 3, nil)
+	first, second := newPeer("first", 16), newPeer("second", 16)
+	detachFirst := attach(t, nodes[0].Bus(), "dup", first)
+	waitHolder(t, nodes, "dup", "node0")
+	attach(t, nodes[1].Bus(), "dup", second)
+	select {
+	case <-first.evicted:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the older holder on node0 was not evicted")
+	}
+	if second.isEvicted() {
+		t.Fatal("the newest registration was evicted")
+	}
+	waitHolder(t, nodes, "dup", "node1")
+	for i, n := range nodes {
+		if err := n.Bus().Send("dup", []byte(fmt.Sprint("m", i))); err != nil {
+			t.Fatal(err)
+		}
+		second.expect(t, fmt.Sprint("m", i))
+	}
+	first.expectNothing(t)
+	// The evicted holder's late detach does not release the new holder.
+	detachFirst()
+	waitHolder(t, nodes, "dup", "node1")
+	if err := nodes[2].Bus().Send("dup", []byte("still")); err != nil {
+		t.Fatal(err)
+	}
+	second.expect(t, "still")
+}
+
+func TestConcurrentClaimsConverge(t *testing.T) {
+	nodes := startCluster(t, 3, nil)
+	for round := range 5 {
+		id := fmt.Sprint("race", round)
+		a, b := newPeer("a", 4), newPeer("b", 4)
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { defer wg.Done(); attach(t, nodes[0].Bus(), id, a) }()
+		go func() { defer wg.Done(); attach(t, nodes[1].Bus(), id, b) }()
+		wg.Wait()
+		// Exactly one wins, and every node agrees which.
+		var winner *fakePeer
+		var wnode string
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			ea, eb := a.isEvicted(), b.isEvicted()
+			if ea != eb {
+				winner, wnode = a, "node0"
+				if ea {
+					winner, wnode = b, "node1"
+				}
+				break
+			}
+			if ea && eb {
+				t.Fatal("both registrations evicted")
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("neither registration evicted")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		waitHolder(t, nodes, id, wnode)
+		if err := nodes[2].Bus().Send(id, []byte("w")); err != nil {
+			t.Fatal(err)
+		}
+		winner.expect(t, "w")
+	}
+}
+
+func TestDirectoryHeartbeats(t *testing.T) {
+	nodes := startCluster(t, 3, func(i int) string { return fmt.Sprintf("127.0.0.%d:%d", i+1, 10345+i) })
+	nodes[1].SetLoad(func() Load { return Load{Sessions: 7} })
+	p := newPeer("p", 1)
+	attach(t, nodes[1].Bus(), "x", p)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st := nodes[0].Directory().Status()
+		var got *NodeInfo
+		for i := range st.Nodes {
+			if st.Nodes[i].Node == "node1" {
+				got = &st.Nodes[i]
+			}
+		}
+		if got != nil && got.Sessions == 7 && got.Load == 7 && got.GatewayPeers == 1 && got.Addr == "127.0.0.2:10346" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node0's view of node1: %+v", got)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The least-loaded nodes are node0 and node2: picks alternate between
+	// them (each pick counts until the next heartbeat) and avoid node1.
+	seen := map[string]int{}
+	for range 12 {
+		tup, err := nodes[0].Directory().NewPicker().Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen[tup]++
+	}
+	if seen["4 127.0.0.2;10346"] != 0 || seen["4 127.0.0.1;10345"] == 0 || seen["4 127.0.0.3;10347"] == 0 {
+		t.Fatalf("12 picks with loads 0,7,0: %v, want only (and both) idle nodes", seen)
+	}
+}
+
+func TestNodeStopRestart(t *testing.T) {
+	nodes := startCluster(t, 3, func(i int) string { return fmt.Sprintf("127.0.0.1:%d", 20000+i) })
+	a, b := newPeer("a", 64), newPeer("b", 64)
+	attach(t, nodes[0].Bus(), "a", a)
+	attach(t, nodes[1].Bus(), "b", b)
+	waitHolder(t, nodes, "a", "node0")
+	waitHolder(t, nodes, "b", "node1")
+	gone := newPeer("gone", 4)
+	attach(t, nodes[2].Bus(), "on2", gone)
+	waitHolder(t, nodes, "on2", "node2")
+
+	exchange := func(tag string) {
+		t.Helper()
+		if err := nodes[0].Bus().Send("b", []byte(tag+"a>b")); err != nil {
+			t.Fatal(err)
+		}
+		b.expect(t, tag+"a>b")
+		if err := nodes[1].Bus().Send("a", []byte(tag+"b>a")); err != nil {
+			t.Fatal(err)
+		}
+		a.expect(t, tag+"b>a")
+	}
+	exchange("before")
+
+	for _, crash := range []bool{false, true} {
+		t.Run(fmt.Sprint("crash=", crash), func(t *testing.T) {
+			if crash {
+				nodes[2].kill() // no goodbye: it must expire
+			} else {
+				nodes[2].Close()
+			}
+			stopped := time.Now()
+			for _, n := range nodes[:2] {
+				ctx := ctxFor(t, 5*time.Second)
+				if err := n.Directory().waitFor(ctx, func(live int) bool { return live == 2 }); err != nil {
+					t.Fatalf("%s still lists %v %v after the stop", n.ID(), n.Directory().Live(), time.Since(stopped))
+				}
+				for range 30 {
+					tup, err := n.Directory().Pick()
+					if err != nil {
+						t.Fatal(err)
+					}
+					if tup == "4 127.0.0.1;20002" {
+						t.Fatalf("%s: TLB still answers with the stopped node", n.ID())
+					}
+				}
+				// Its identities are gone with it.
+				if _, ok := n.Bus().Holder("on2"); ok {
+					t.Fatalf("%s still routes to the stopped node's identity", n.ID())
+				}
+			}
+			exchange("during")
+
+			// Restart under the same id, bootstrapping from node1 this time.
+			nodes[2] = startNode(t, "node2", "127.0.0.1:20002", nodes[1].RouteURL())
+			ctx := ctxFor(t, 20*time.Second)
+			for _, n := range nodes {
+				if err := n.WaitNodes(ctx, 3); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c := newPeer("c", 4)
+			attach(t, nodes[2].Bus(), "on2", c)
+			waitHolder(t, nodes, "on2", "node2")
+			if err := nodes[0].Bus().Send("on2", []byte("welcome back")); err != nil {
+				t.Fatal(err)
+			}
+			c.expect(t, "welcome back")
+			if err := nodes[2].Bus().Send("a", []byte("rejoined")); err != nil {
+				t.Fatal(err)
+			}
+			a.expect(t, "rejoined")
+			exchange("after")
+		})
+	}
+}
+
+func TestTupleFor(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"10.0.0.1:10346", "4 10.0.0.1;10346"},
+		{"[::1]:10345", "6 ::1;10345"},
+		{"[2001:db8::5]:1", "6 2001:db8::5;1"},
+		{"[::ffff:10.1.2.3]:99", "4 10.1.2.3;99"},
+		{"0.0.0.0:10345", ""},
+		{"[::]:10345", ""},
+		{"host.example:10345", ""},
+		{"10.0.0.1", ""},
+		{"10.0.0.1:0", ""},
+		{"10.0.0.1:70000", ""},
+		{"10.0.0.1:http", ""},
+	} {
+		got, err := tupleFor(tc.in)
+		if tc.want == "" {
+			if err == nil {
+				t.Errorf("tupleFor(%q) = %q, want an error", tc.in, got)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("tupleFor(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+		}
+	}
+}
+
+func TestOptionsValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		o    Options
+	}{
+		{"neither listen nor url", Options{}},
+		{"both listen and url", Options{ClusterListen: "127.0.0.1:0", NATSURL: "nats://127.0.0.1:4222"}},
+		{"peers with url", Options{NATSURL: "nats://127.0.0.1:4222", Peers: []string{"nats-route://a:6222"}}},
+		{"bad peer", Options{ClusterListen: "127.0.0.1:0", Peers: []string{"a:6222"}}},
+		{"bad node id", Options{ClusterListen: "127.0.0.1:0", NodeID: "a.b"}},
+		{"bad advertise", Options{ClusterListen: "127.0.0.1:0", Advertise: "0.0.0.0:1"}},
+		{"bad prefix", Options{ClusterListen: "127.0.0.1:0", Prefix: "a.*"}},
+	} {
+		if err := tc.o.Validate(); err == nil {
+			t.Errorf("%s: no error", tc.name)
+		}
+	}
+	o := Options{ClusterListen: "127.0.0.1:0"}
+	if err := o.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if !nodeIDRe.MatchString(o.NodeID) || o.Heartbeat != DefaultHeartbeat || o.Missed != DefaultMissed || o.Prefix != DefaultPrefix {
+		t.Fatalf("defaults not filled: %+v", o)
+	}
+}
+
+func TestClusterListenInUse(t *testing.T) {
+	n := startNode(t, "first", "")
+	_, err := Start(Options{ClusterListen: n.ClusterAddr()})
+	if err == nil {
+		t.Fatal("a second node on the same cluster port started")
+	}
+}
