@@ -215,8 +215,10 @@ func keygen(args []string) error {
 
 func serve(args []string) error {
 	var f serveFlags
+	var cf clusterFlags
 	fset := flag.NewFlagSet("tfd serve", flag.ContinueOnError)
 	f.register(fset)
+	cf.register(fset)
 	if err := fset.Parse(args); err != nil {
 		return err
 	}
@@ -234,7 +236,12 @@ func serve(args []string) error {
 	for _, w := range cfg.Warnings {
 		log.Warn("config", "warning", w)
 	}
-	srv, err := server.New(cfg, log)
+	cl, err := startCluster(&cf, log) // cluster.go; nil when not clustered
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	srv, err := server.New(cfg, log, cl.serverOptions()...)
 	if err != nil {
 		return err
 	}
@@ -243,6 +250,10 @@ func serve(args []string) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	printBanner(cfg, ln.Addr().String(), pubPath)
+	if err := cl.attach(srv, ln.Addr().String()); err != nil {
+		ln.Close()
+		return err
+	}
 	if host, _, _ := net.SplitHostPort(cfg.ListenAddr()); cfg.Hash == "testhash" && !isLoopback(host) {
 		log.Warn("listening beyond loopback with the default hash \"testhash\": set --hash or the config's hash")
 	}

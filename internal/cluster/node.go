@@ -428,6 +428,15 @@ type natsLogger struct{ l *slog.Logger }
 func (g natsLogger) Noticef(f string, v ...any) { g.l.Debug(fmt.Sprintf(f, v...)) }
 func (g natsLogger) Warnf(f string, v ...any)   { g.l.Warn(fmt.Sprintf(f, v...)) }
 func (g natsLogger) Fatalf(f string, v ...any)  { g.l.Error(fmt.Sprintf(f, v...)) }
-func (g natsLogger) Errorf(f string, v ...any)  { g.l.Warn(fmt.Sprintf(f, v...)) }
-func (g natsLogger) Debugf(f string, v ...any)  { g.l.Debug(fmt.Sprintf(f, v...)) }
-func (g natsLogger) Tracef(f string, v ...any)  { g.l.Debug(fmt.Sprintf(f, v...)) }
+func (g natsLogger) Errorf(f string, v ...any) {
+	msg := fmt.Sprintf(f, v...)
+	if strings.Contains(msg, "connect to route") {
+		// A peer that is down is retried every second; the directory
+		// reports the node's departure and return once, at info level.
+		g.l.Debug(msg)
+		return
+	}
+	g.l.Warn(msg)
+}
+func (g natsLogger) Debugf(f string, v ...any) { g.l.Debug(fmt.Sprintf(f, v...)) }
+func (g natsLogger) Tracef(f string, v ...any) { g.l.Debug(fmt.Sprintf(f, v...)) }

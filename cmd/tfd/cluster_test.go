@@ -1,0 +1,208 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tfd-project/tfd/client"
+	"github.com/tfd-project/tfd/internal/cluster"
+)
+
+// freePorts returns n distinct free loopback TCP ports.
+func freePorts(t *testing.T, n int) []int {
+	t.Helper()
+	ports := make([]int, n)
+	lns := make([]net.Listener, n)
+	for i := range ports {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns[i] = ln
+		ports[i] = ln.Addr().(*net.TCPAddr).Port
+	}
+	for _, ln := range lns {
+		ln.Close()
+	}
+	return ports
+}
+
+// buildTFD builds cmd/tfd into a temporary directory.
+func buildTFD(t *testing.T) string {
+	t.Helper()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go tool:", err)
+	}
+	bin := filepath.Join(t.TempDir(), "tfd")
+	out, err := exec.Command(goBin, "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+type proc struct {
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	data string
+	addr string
+	http string
+	done chan struct{}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func startProc(t *testing.T, bin, id, data, addr, clusterAddr, httpAddr string, peers []string) *proc {
+	t.Helper()
+	p := &proc{out: &syncBuffer{}, data: data, addr: addr, http: httpAddr, done: make(chan struct{})}
+	p.cmd = exec.Command(bin, "serve",
+		"--data", data, "--listen", addr, "--node-id", id,
+		"--cluster-listen", clusterAddr, "--cluster-peers", strings.Join(peers, ","),
+		"--cluster-http", httpAddr, "--cluster-heartbeat", "250ms", "--log-level", "debug")
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		<-p.done
+		if t.Failed() {
+			t.Logf("%s output:\n%s", id, p.out.String())
+		}
+	})
+	return p
+}
+
+// waitStatus polls a node's status endpoint until ok accepts it.
+func waitStatus(t *testing.T, p *proc, within time.Duration, what string, ok func(cluster.Status) bool) cluster.Status {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	var last cluster.Status
+	var lastErr error
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		st, err := cluster.FetchStatus(ctx, p.http)
+		cancel()
+		if err == nil && ok(st) {
+			return st
+		}
+		last, lastErr = st, err
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s: not %s within %v: %+v %v", p.http, what, within, last, lastErr)
+	return last
+}
+
+func hasNodes(ids ...string) func(cluster.Status) bool {
+	return func(st cluster.Status) bool {
+		if len(st.Nodes) != len(ids) {
+			return false
+		}
+		for i, n := range st.Nodes {
+			if n.Node != ids[i] {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+// TestClusterProcesses runs three tfd processes as a cluster on loopback,
+// SIGKILLs one, checks that the others drop it within 5 s, then restarts it
+// and checks that it rejoins.
+func TestClusterProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs tfd processes")
+	}
+	bin := buildTFD(t)
+	dir := t.TempDir()
+	ports := freePorts(t, 9)
+	var peers []string
+	for i := range 3 {
+		peers = append(peers, fmt.Sprintf("nats-route://127.0.0.1:%d", ports[3+i]))
+	}
+	start := func(i int) *proc {
+		return startProc(t, bin, fmt.Sprint("node", i+1), filepath.Join(dir, fmt.Sprint("node", i+1)),
+			fmt.Sprintf("127.0.0.1:%d", ports[i]), fmt.Sprintf("127.0.0.1:%d", ports[3+i]),
+			fmt.Sprintf("127.0.0.1:%d", ports[6+i]), peers)
+	}
+	procs := []*proc{start(0), start(1), start(2)}
+	all := hasNodes("node1", "node2", "node3")
+	for _, p := range procs {
+		waitStatus(t, p, 60*time.Second, "three nodes", all)
+	}
+
+	// A real session on node2 shows in node1's view of the cluster.
+	pub, err := os.ReadFile(filepath.Join(procs[1].data, "keys", "public.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, procs[1].addr, client.Options{PublicKeyPEM: pub})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	waitStatus(t, procs[0], 10*time.Second, "showing node2's session", func(st cluster.Status) bool {
+		for _, n := range st.Nodes {
+			if n.Node == "node2" {
+				return n.Sessions == 1 && n.Load == 1 && n.Addr == procs[1].addr
+			}
+		}
+		return false
+	})
+
+	// `tfd cluster status` prints the table.
+	out, err := exec.Command(bin, "cluster", "status", "--http", procs[2].http).CombinedOutput()
+	if err != nil {
+		t.Fatalf("tfd cluster status: %v\n%s", err, out)
+	}
+	for _, want := range []string{"node1", "node2", "node3 (*)", procs[1].addr, "3 live node(s)"} {
+		if !bytes.Contains(out, []byte(want)) {
+			t.Fatalf("tfd cluster status output lacks %q:\n%s", want, out)
+		}
+	}
+
+	// SIGKILL node3: the others drop it within 5 s.
+	if err := procs[2].cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-procs[2].done
+	for _, p := range procs[:2] {
+		waitStatus(t, p, 5*time.Second, "without the killed node3", hasNodes("node1", "node2"))
+	}
+
+	// Restarted, it rejoins.
+	procs[2] = start(2)
+	for _, p := range procs {
+		waitStatus(t, p, 30*time.Second, "three nodes again", all)
+	}
+}
