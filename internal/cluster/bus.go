@@ -86,7 +86,8 @@ type Bus struct {
 	dir    map[string]owner   // every identity the cluster holds
 	byNode map[string]*nodeClaims
 
-	syncing sync.Map // node id → struct{}: a resync in flight
+	syncing sync.Map       // node id → struct{}: a resync in flight
+	syncWG  sync.WaitGroup // resync goroutines
 
 	stats struct {
 		localDelivered, remoteSent, remoteDelivered, evictions atomic.Uint64
@@ -240,10 +241,9 @@ func (b *Bus) onMessage(m *nats.Msg) {
 		b.n.log.Warn("malformed gateway message from NATS", "subject", m.Subject)
 		return
 	}
-	id := string(m.Data[k : k+int(l)])
 	msg := m.Data[k+int(l):]
 	b.mu.RLock()
-	h := b.local[id]
+	h := b.local[string(m.Data[k:k+int(l)])]
 	b.mu.RUnlock()
 	if h == nil {
 		// Released or evicted while the message was in flight.
@@ -344,7 +344,16 @@ func (b *Bus) checkDigest(info NodeInfo) {
 	}
 	// Not on the subscription's goroutine: a request must not block
 	// heartbeat processing.
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		b.syncing.Delete(info.Node)
+		return
+	}
+	b.syncWG.Add(1)
+	b.mu.Unlock()
 	go func() {
+		defer b.syncWG.Done()
 		defer b.syncing.Delete(info.Node)
 		b.resync(info.Node)
 	}()

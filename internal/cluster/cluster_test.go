@@ -346,7 +346,7 @@ func TestConcurrentClaimsConverge(t *testing.T) {
 
 func TestDirectoryHeartbeats(t *testing.T) {
 	nodes := startCluster(t, 3, func(i int) string { return fmt.Sprintf("127.0.0.%d:%d", i+1, 10345+i) })
-	nodes[1].SetLoad(func() Load { return Load{Sessions: 7} })
+	nodes[1].SetLoad(func() Load { return Load{Sessions: 100} })
 	p := newPeer("p", 1)
 	attach(t, nodes[1].Bus(), "x", p)
 	deadline := time.Now().Add(10 * time.Second)
@@ -358,7 +358,7 @@ func TestDirectoryHeartbeats(t *testing.T) {
 				got = &st.Nodes[i]
 			}
 		}
-		if got != nil && got.Sessions == 7 && got.Load == 7 && got.GatewayPeers == 1 && got.Addr == "127.0.0.2:10346" {
+		if got != nil && got.Sessions == 100 && got.Load == 100 && got.GatewayPeers == 1 && got.Addr == "127.0.0.2:10346" {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -377,7 +377,7 @@ func TestDirectoryHeartbeats(t *testing.T) {
 		seen[tup]++
 	}
 	if seen["4 127.0.0.2;10346"] != 0 || seen["4 127.0.0.1;10345"] == 0 || seen["4 127.0.0.3;10347"] == 0 {
-		t.Fatalf("12 picks with loads 0,7,0: %v, want only (and both) idle nodes", seen)
+		t.Fatalf("12 picks with loads 0,100,0: %v, want only (and both) idle nodes", seen)
 	}
 }
 

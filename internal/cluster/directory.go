@@ -37,6 +37,8 @@ type NodeInfo struct {
 	// notice a divergence (lost events, a healed partition) and resync.
 	Claims int    `json:"claims"`
 	Digest uint64 `json:"digest"`
+	// SentUnixNano is when the heartbeat was made (sender's clock).
+	SentUnixNano int64 `json:"sent_unix_nano"`
 	// Age is how long ago the heartbeat arrived (status output only).
 	AgeMS int64 `json:"age_ms"`
 }
@@ -53,20 +55,31 @@ type dirEntry struct {
 	picks []time.Time // when we handed the node out, newest last
 }
 
-// recentPicks drops picks older than two of the node's heartbeat intervals
-// (by then its heartbeat counts the session) and returns how many remain.
-func (e *dirEntry) recentPicks(now time.Time, def time.Duration) int {
-	iv := time.Duration(e.info.IntervalMS) * time.Millisecond
+// heard records a heartbeat that arrived at now: picks made more than one
+// of the node's intervals before it are in its session count by now (the
+// client connected right after the pick), so they stop counting. Picks are
+// never forgotten by time alone, so a late heartbeat cannot make a busy node
+// look idle.
+func (e *dirEntry) heard(info NodeInfo, now time.Time, def time.Duration) {
+	e.info = info
+	e.seen = now
+	iv := time.Duration(info.IntervalMS) * time.Millisecond
 	if iv <= 0 {
 		iv = def
 	}
-	cut := now.Add(-2 * iv)
+	// The heartbeat counts sessions that connected before it was sent: use
+	// the sender's timestamp when it is earlier than our receipt (a delayed
+	// delivery), and one interval of slack for the client's connect.
+	cut := now
+	if sent := time.Unix(0, info.SentUnixNano); info.SentUnixNano > 0 && sent.Before(cut) {
+		cut = sent
+	}
+	cut = cut.Add(-iv)
 	i := 0
 	for i < len(e.picks) && e.picks[i].Before(cut) {
 		i++
 	}
 	e.picks = e.picks[i:]
-	return len(e.picks)
 }
 
 // Directory is the node table built from heartbeats. It is the cluster's
@@ -115,6 +128,7 @@ func (d *Directory) notifyLocked() {
 // beat publishes this node's heartbeat and records it locally (NoEcho: our
 // own messages do not come back).
 func (d *Directory) beat() {
+	sent := time.Now() // before the load is read: picks after it are not in it
 	l := d.currentLoad()
 	claims, digest := d.n.bus.localSummary()
 	d.mu.Lock()
@@ -130,6 +144,7 @@ func (d *Directory) beat() {
 		IntervalMS:   d.n.opts.Heartbeat.Milliseconds(),
 		Claims:       claims,
 		Digest:       digest,
+		SentUnixNano: sent.UnixNano(),
 	}
 	data, err := json.Marshal(info)
 	if err != nil {
@@ -152,8 +167,7 @@ func (d *Directory) recordLocked(info NodeInfo, now time.Time) bool {
 		e = &dirEntry{}
 		d.nodes[info.Node] = e
 	}
-	e.info = info
-	e.seen = now
+	e.heard(info, now, d.n.opts.Heartbeat)
 	if !ok {
 		d.notifyLocked()
 	}
@@ -297,21 +311,32 @@ func (p picker) Next() (string, error) { return p.d.Pick() }
 
 // Pick returns the tuple of the least-loaded live node ("4 ip;port" or
 // "6 ip;port"), choosing at random among equals. A node's load is its last
-// heartbeat's figure plus the tuples this node handed out for it in the last
-// two heartbeat intervals, so a burst of new sessions spreads before the
-// heartbeats report them (a session may be counted twice for a moment; that
-// errs towards spreading, never towards piling onto one node).
+// heartbeat's figure plus the tuples this node handed out for it that the
+// heartbeat cannot include yet, so a burst of new sessions spreads before the
+// heartbeats report them (a session may be counted twice for up to one
+// interval; that errs towards spreading, never towards piling onto one node).
 func (d *Directory) Pick() (string, error) {
 	now := time.Now()
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	// Every node may be answering TLB at the same time, each seeing only its
+	// own picks: if each closed a load gap on its own, together they would
+	// overshoot it k-fold and the cluster would oscillate. So each counts
+	// its picks k times (k = live nodes): all together close the gap, and a
+	// lone answering node closes it over a few heartbeats instead of at once.
+	k := 0
+	for _, e := range d.nodes {
+		if e.info.Addr != "" {
+			k++
+		}
+	}
 	var best []*dirEntry
 	bestLoad := 0
 	for _, e := range d.nodes {
 		if e.info.Addr == "" {
 			continue
 		}
-		l := e.info.Load + e.recentPicks(now, d.n.opts.Heartbeat)
+		l := e.info.Load + k*len(e.picks)
 		switch {
 		case len(best) == 0 || l < bestLoad:
 			best, bestLoad = append(best[:0], e), l

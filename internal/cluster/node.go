@@ -387,6 +387,7 @@ func (n *Node) Close() error {
 		n.dir.sayBye()
 		n.bus.Close()
 		n.closeErr = n.shutdownNATS()
+		n.bus.syncWG.Wait() // requests fail once the connection is closed
 		n.log.Info("cluster node stopped")
 	})
 	return n.closeErr
@@ -399,6 +400,7 @@ func (n *Node) kill() {
 		n.wg.Wait()
 		n.bus.Close()
 		n.shutdownNATS()
+		n.bus.syncWG.Wait()
 	})
 }
 
