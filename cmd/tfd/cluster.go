@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -17,7 +19,9 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/tfd-project/tfd/internal/cluster"
+	"github.com/tfd-project/tfd/internal/config"
 	"github.com/tfd-project/tfd/internal/server"
+	"github.com/tfd-project/tfd/tfproto"
 )
 
 func init() {
@@ -55,7 +59,7 @@ type clusterRun struct {
 
 // startCluster joins the cluster before server.New, so that the server is
 // built on the cluster's bus and TLB pool.
-func startCluster(c *clusterFlags, log *slog.Logger) (*clusterRun, error) {
+func startCluster(c *clusterFlags, cfg *config.Config, log *slog.Logger) (*clusterRun, error) {
 	if !c.enabled() {
 		if c.peers != "" || c.httpAddr != "" || c.advertise != "" || c.nodeID != "" {
 			return nil, errors.New("--cluster-peers, --cluster-http, --advertise and --node-id need --cluster-listen or --nats-url")
@@ -75,6 +79,7 @@ func startCluster(c *clusterFlags, log *slog.Logger) (*clusterRun, error) {
 		NATSURL:       c.natsURL,
 		ClusterName:   c.name,
 		Heartbeat:     c.heartbeat,
+		Profile:       profile(cfg),
 		Log:           log,
 	}
 	if c.advertise != "" {
@@ -85,6 +90,23 @@ func startCluster(c *clusterFlags, log *slog.Logger) (*clusterRun, error) {
 		return nil, err
 	}
 	return &clusterRun{flags: c, node: node, log: log}, nil
+}
+
+// profile fingerprints what clients need to match: the public key, proto
+// and hash.
+func profile(cfg *config.Config) string {
+	pub := cfg.PubKeyPEM
+	if k, err := tfproto.ParsePrivateKeyPEM(cfg.PrivKeyPEM); err == nil {
+		if p, err := tfproto.MarshalPublicKeyPEM(&k.PublicKey); err == nil {
+			pub = p
+		}
+	}
+	h := sha256.New()
+	for _, part := range [][]byte{[]byte(cfg.Proto), []byte(cfg.Hash), pub} {
+		h.Write(part)
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8])
 }
 
 // serverOptions plugs the cluster's bus and pool into the server.

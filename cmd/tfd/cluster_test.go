@@ -148,6 +148,15 @@ func TestClusterProcesses(t *testing.T) {
 	for i := range 3 {
 		peers = append(peers, fmt.Sprintf("nats-route://127.0.0.1:%d", ports[3+i]))
 	}
+	// One key pair for the cluster, as the README says.
+	if out, err := exec.Command(bin, "keygen", filepath.Join(dir, "node1", "keys")).CombinedOutput(); err != nil {
+		t.Fatalf("keygen: %v\n%s", err, out)
+	}
+	for _, n := range []string{"node2", "node3"} {
+		if err := os.CopyFS(filepath.Join(dir, n), os.DirFS(filepath.Join(dir, "node1"))); err != nil {
+			t.Fatal(err)
+		}
+	}
 	start := func(i int) *proc {
 		return startProc(t, bin, fmt.Sprint("node", i+1), filepath.Join(dir, fmt.Sprint("node", i+1)),
 			fmt.Sprintf("127.0.0.1:%d", ports[i]), fmt.Sprintf("127.0.0.1:%d", ports[3+i]),
@@ -204,5 +213,10 @@ func TestClusterProcesses(t *testing.T) {
 	procs[2] = start(2)
 	for _, p := range procs {
 		waitStatus(t, p, 30*time.Second, "three nodes again", all)
+	}
+	for _, p := range procs {
+		if strings.Contains(p.out.String(), "another public key") {
+			t.Fatalf("nodes sharing a key pair warned of a mismatch:\n%s", p.out.String())
+		}
 	}
 }

@@ -236,7 +236,7 @@ func serve(args []string) error {
 	for _, w := range cfg.Warnings {
 		log.Warn("config", "warning", w)
 	}
-	cl, err := startCluster(&cf, log) // cluster.go; nil when not clustered
+	cl, err := startCluster(&cf, cfg, log) // cluster.go; nil when not clustered
 	if err != nil {
 		return err
 	}

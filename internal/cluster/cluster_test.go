@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -516,5 +517,52 @@ func TestClusterListenInUse(t *testing.T) {
 	_, err := Start(Options{ClusterListen: n.ClusterAddr()})
 	if err == nil {
 		t.Fatal("a second node on the same cluster port started")
+	}
+}
+
+type logBuf struct {
+	mu sync.Mutex
+	b  []byte
+}
+
+func (l *logBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.b = append(l.b, p...)
+	return len(p), nil
+}
+
+func (l *logBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return string(l.b)
+}
+
+func TestProfileMismatchLogged(t *testing.T) {
+	var logs [2]logBuf
+	start := func(i int, profile string, peers ...string) *Node {
+		n, err := Start(Options{
+			NodeID: fmt.Sprint("p", i), ClusterListen: "127.0.0.1:0", Peers: peers, Profile: profile,
+			Heartbeat: testHeartbeat, Missed: testMissed,
+			Log: slog.New(slog.NewTextHandler(&logs[i], nil)),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { n.Close() })
+		return n
+	}
+	a := start(0, "aaaa")
+	b := start(1, "bbbb", a.RouteURL())
+	ctx := ctxFor(t, 20*time.Second)
+	for _, n := range []*Node{a, b} {
+		if err := n.WaitNodes(ctx, 2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range logs {
+		if !strings.Contains(logs[i].String(), "another public key") {
+			t.Errorf("node %d did not warn about the other profile:\n%s", i, logs[i].String())
+		}
 	}
 }

@@ -37,6 +37,8 @@ type NodeInfo struct {
 	// notice a divergence (lost events, a healed partition) and resync.
 	Claims int    `json:"claims"`
 	Digest uint64 `json:"digest"`
+	// Profile is the sender's Options.Profile.
+	Profile string `json:"profile,omitempty"`
 	// SentUnixNano is when the heartbeat was made (sender's clock).
 	SentUnixNano int64 `json:"sent_unix_nano"`
 	// Age is how long ago the heartbeat arrived (status output only).
@@ -145,6 +147,7 @@ func (d *Directory) beat() {
 		Claims:       claims,
 		Digest:       digest,
 		SentUnixNano: sent.UnixNano(),
+		Profile:      d.n.opts.Profile,
 	}
 	data, err := json.Marshal(info)
 	if err != nil {
@@ -195,6 +198,10 @@ func (d *Directory) onHeartbeat(m *nats.Msg) {
 	d.mu.Unlock()
 	if isNew {
 		d.n.log.Info("node joined", "peer", info.Node, "addr", info.Addr)
+		if info.Profile != d.n.opts.Profile {
+			d.n.log.Warn("node has another public key, proto or hash: clients TLB sends there will fail the handshake",
+				"peer", info.Node, "profile", info.Profile, "ours", d.n.opts.Profile)
+		}
 	}
 	if restarted {
 		// Its old claims died with the old process.

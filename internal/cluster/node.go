@@ -76,6 +76,10 @@ type Options struct {
 	// expires.
 	Heartbeat time.Duration
 	Missed    int
+	// Profile fingerprints what a client must know to talk to this node
+	// (public key, proto, hash). TLB sends clients to any node, so every
+	// node should have the same; a node joining with another is logged.
+	Profile string
 	// Log receives the node's (and the embedded server's) messages.
 	Log *slog.Logger
 }
