@@ -566,3 +566,38 @@ func TestProfileMismatchLogged(t *testing.T) {
 		}
 	}
 }
+
+// TestLostClaimRepaired: a node whose view lost a claim (an event dropped
+// during a partition) gets it back from the digest in the holder's heartbeat.
+func TestLostClaimRepaired(t *testing.T) {
+	nodes := startCluster(t, 2, nil)
+	p := newPeer("p", 4)
+	attach(t, nodes[0].Bus(), "x", p)
+	waitHolder(t, nodes, "x", "node0")
+	b := nodes[1].Bus()
+	b.mu.Lock()
+	b.deleteOwnerLocked("x")
+	b.setOwnerLocked("phantom", owner{"node0", 1}) // and one it never had
+	b.mu.Unlock()
+	waitHolder(t, nodes, "x", "node0")
+	waitHolder(t, nodes, "phantom", "")
+	if err := b.Send("x", []byte("repaired")); err != nil {
+		t.Fatal(err)
+	}
+	p.expect(t, "repaired")
+}
+
+// TestFastRestartSameID: a node that comes back under the same id before it
+// expired loses its old claims (its incarnation changed) everywhere.
+func TestFastRestartSameID(t *testing.T) {
+	nodes := startCluster(t, 2, nil)
+	p := newPeer("p", 4)
+	attach(t, nodes[1].Bus(), "old", p)
+	waitHolder(t, nodes, "old", "node1")
+	nodes[1].kill()
+	nodes[1] = startNode(t, "node1", "", nodes[0].RouteURL())
+	waitHolder(t, nodes[:1], "old", "")
+	if got := nodes[0].Directory().Live(); len(got) != 2 {
+		t.Fatalf("live %v after a fast restart", got)
+	}
+}
