@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"go.uber.org/goleak"
 
 	"github.com/tfd-project/tfd/internal/gateway"
@@ -599,5 +601,62 @@ func TestFastRestartSameID(t *testing.T) {
 	waitHolder(t, nodes[:1], "old", "")
 	if got := nodes[0].Directory().Live(); len(got) != 2 {
 		t.Fatalf("live %v after a fast restart", got)
+	}
+}
+
+// TestExternalNATS: nodes that share an existing NATS deployment instead of
+// embedding one.
+func TestExternalNATS(t *testing.T) {
+	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: natsserver.RANDOM_PORT, NoSigs: true, NoLog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Start()
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats server not ready")
+	}
+	var nodes []*Node
+	for i := range 2 {
+		n, err := Start(Options{NodeID: fmt.Sprint("ext", i), NATSURL: ns.ClientURL(), Advertise: fmt.Sprintf("127.0.0.1:%d", 3000+i),
+			Heartbeat: testHeartbeat, Missed: testMissed, Log: testLogger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { n.Close() })
+		nodes = append(nodes, n)
+	}
+	ctx := ctxFor(t, 20*time.Second)
+	for _, n := range nodes {
+		if err := n.WaitNodes(ctx, 2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, b := newPeer("a", 4), newPeer("b", 4)
+	attach(t, nodes[0].Bus(), "a", a)
+	attach(t, nodes[1].Bus(), "b", b)
+	waitHolder(t, nodes, "a", "ext0")
+	waitHolder(t, nodes, "b", "ext1")
+	if err := nodes[0].Bus().Send("b", []byte("ab")); err != nil {
+		t.Fatal(err)
+	}
+	b.expect(t, "ab")
+	if err := nodes[1].Bus().Send("a", []byte("ba")); err != nil {
+		t.Fatal(err)
+	}
+	a.expect(t, "ba")
+
+	// Any node answers a status request on the shared NATS.
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	st, err := RequestStatus(ctx, nc, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Nodes) != 2 || st.Nodes[0].Node != "ext0" || st.Nodes[1].Addr != "127.0.0.1:3001" {
+		t.Fatalf("status %+v", st)
 	}
 }
