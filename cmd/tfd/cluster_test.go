@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/tfd-project/tfd/client"
 	"github.com/tfd-project/tfd/internal/cluster"
+	"github.com/tfd-project/tfd/internal/config"
 )
 
 // freePorts returns n distinct free loopback TCP ports.
@@ -218,5 +220,58 @@ func TestClusterProcesses(t *testing.T) {
 		if strings.Contains(p.out.String(), "another public key") {
 			t.Fatalf("nodes sharing a key pair warned of a mismatch:\n%s", p.out.String())
 		}
+	}
+}
+
+func TestClusterFlagErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"peers without listen", []string{"--cluster-peers", "nats-route://127.0.0.1:6222"}},
+		{"http without listen", []string{"--cluster-http", "127.0.0.1:0"}},
+		{"advertise without listen", []string{"--advertise", "127.0.0.1:1"}},
+		{"node id without listen", []string{"--node-id", "x"}},
+		{"bad peer", []string{"--cluster-listen", "127.0.0.1:0", "--cluster-peers", "127.0.0.1:6222"}},
+		{"bad node id", []string{"--cluster-listen", "127.0.0.1:0", "--node-id", "a.b"}},
+		{"bad advertise", []string{"--cluster-listen", "127.0.0.1:0", "--advertise", "0.0.0.0:10345"}},
+		{"listen and url", []string{"--cluster-listen", "127.0.0.1:0", "--nats-url", "nats://127.0.0.1:4222"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var cf clusterFlags
+			fs := flag.NewFlagSet("t", flag.ContinueOnError)
+			cf.register(fs)
+			if err := fs.Parse(tc.args); err != nil {
+				t.Fatal(err)
+			}
+			cl, err := startCluster(&cf, config.Default(), nil)
+			if err == nil {
+				cl.Close()
+				t.Fatal("no error")
+			}
+		})
+	}
+	// No cluster flags: nothing runs.
+	var cf clusterFlags
+	cl, err := startCluster(&cf, config.Default(), nil)
+	if err != nil || cl != nil || cl.serverOptions() != nil || cl.attach(nil, "") != nil {
+		t.Fatalf("without cluster flags: %v %v", cl, err)
+	}
+	cl.Close()
+}
+
+func TestDefaultAdvertise(t *testing.T) {
+	if got, err := defaultAdvertise("127.0.0.1:10345"); err != nil || got != "127.0.0.1:10345" {
+		t.Fatalf("concrete address: %q %v", got, err)
+	}
+	got, err := defaultAdvertise("0.0.0.0:10345")
+	if err == nil {
+		host, port, _ := net.SplitHostPort(got)
+		if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() || ip.IsLoopback() || port != "10345" {
+			t.Fatalf("wildcard address advertised as %q", got)
+		}
+	}
+	if _, err := defaultAdvertise("nonsense"); err == nil {
+		t.Fatal("no error for a bad listen address")
 	}
 }
