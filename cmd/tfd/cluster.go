@@ -125,6 +125,7 @@ func (r *clusterRun) attach(srv *server.Server, listenAddr string) error {
 		return nil
 	}
 	r.node.SetLoad(func() cluster.Load { return cluster.Load{Sessions: srv.ActiveSessions()} })
+	r.node.Bus().CountRemoteDrops(srv.GatewayCounters())
 	adv := r.flags.advertise
 	if adv == "" {
 		var err error

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tfd-project/tfd/internal/config"
+	"github.com/tfd-project/tfd/internal/metrics"
 	"github.com/tfd-project/tfd/internal/server"
 	"github.com/tfd-project/tfd/tfproto"
 )
@@ -30,6 +31,7 @@ func init() {
 // wins over the environment, which wins over the config file.
 type serveFlags struct {
 	data, configFile, listen, proto, hash, dbdir, logLevel, logFormat string
+	metricsListen                                                     string
 	idle, handshake, shutdown                                         time.Duration
 	maxSessions, maxPerIP                                             int
 }
@@ -46,6 +48,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.shutdown, "shutdown-timeout", 10*time.Second, "on SIGINT/SIGTERM, how long sessions may finish")
 	fs.IntVar(&f.maxSessions, "max-sessions", 0, "most concurrent sessions (0 = unlimited)")
 	fs.IntVar(&f.maxPerIP, "max-sessions-per-ip", 0, "most concurrent sessions from one IP address (0 = unlimited)")
+	fs.StringVar(&f.metricsListen, "metrics-listen", "", "serve Prometheus metrics at http://ADDR/metrics (off when empty)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
 }
@@ -236,12 +239,25 @@ func serve(args []string) error {
 	for _, w := range cfg.Warnings {
 		log.Warn("config", "warning", w)
 	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var opts []server.Option
+	if f.metricsListen != "" {
+		m := metrics.New()
+		opts = append(opts, server.WithMetrics(m))
+		go func() {
+			err := m.Serve(ctx, f.metricsListen, func(a net.Addr) { log.Info("metrics", "url", "http://"+a.String()+"/metrics") })
+			if err != nil {
+				log.Error("metrics listener", "err", err)
+			}
+		}()
+	}
 	cl, err := startCluster(&cf, cfg, log) // cluster.go; nil when not clustered
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	srv, err := server.New(cfg, log, cl.serverOptions()...)
+	srv, err := server.New(cfg, log, append(opts, cl.serverOptions()...)...)
 	if err != nil {
 		return err
 	}
@@ -257,8 +273,6 @@ func serve(args []string) error {
 	if host, _, _ := net.SplitHostPort(cfg.ListenAddr()); cfg.Hash == "testhash" && !isLoopback(host) {
 		log.Warn("listening beyond loopback with the default hash \"testhash\": set --hash or the config's hash")
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	return srv.Serve(ctx, ln)
 }
 

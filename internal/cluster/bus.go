@@ -66,8 +66,8 @@ type BusStats struct {
 	Evictions       uint64 // local holders evicted by a newer registration
 	// Drops by reason; Remote* are drops on this node of messages that came
 	// from another node (the sender could not know).
-	DropUnknown, DropQueueFull, DropGone, DropTooLarge     uint64
-	RemoteDropUnknown, RemoteDropQueueFull, RemoteDropGone uint64
+	DropUnknown, DropQueueFull, DropGone, DropTooLarge uint64
+	RemoteDropQueueFull, RemoteDropGone                uint64
 }
 
 // Bus is the NATS-backed gateway.Bus. Local-to-local delivery never touches
@@ -89,10 +89,12 @@ type Bus struct {
 	syncing sync.Map       // node id → struct{}: a resync in flight
 	syncWG  sync.WaitGroup // resync goroutines
 
+	drops atomic.Pointer[gateway.Counters] // where remote drops are counted
+
 	stats struct {
 		localDelivered, remoteSent, remoteDelivered, evictions atomic.Uint64
 		dropUnknown, dropQueueFull, dropGone, dropTooLarge     atomic.Uint64
-		rDropUnknown, rDropQueueFull, rDropGone                atomic.Uint64
+		rDropQueueFull, rDropGone                              atomic.Uint64
 	}
 }
 
@@ -245,20 +247,34 @@ func (b *Bus) onMessage(m *nats.Msg) {
 	b.mu.RLock()
 	h := b.local[string(m.Data[k:k+int(l)])]
 	b.mu.RUnlock()
+	var err error
 	if h == nil {
 		// Released or evicted while the message was in flight.
-		b.stats.rDropUnknown.Add(1)
-		return
+		err = gateway.ErrPeerGone
+	} else {
+		err = h.p.Enqueue(msg)
 	}
-	switch err := h.p.Enqueue(msg); {
+	switch {
 	case err == nil:
 		b.stats.remoteDelivered.Add(1)
+		return
 	case errors.Is(err, gateway.ErrQueueFull):
 		b.stats.rDropQueueFull.Add(1)
 	default:
 		b.stats.rDropGone.Add(1)
 	}
+	// The sender's Send returned nil: count the drop here, where the
+	// server's counters (and metrics) see it.
+	if c := b.drops.Load(); c != nil {
+		c.Drop(err, 1)
+	}
 }
+
+// CountRemoteDrops makes the bus count, in c, the messages from other nodes
+// that this node could not deliver (the sender's Send could not know); tfd
+// passes the server's gateway counters, so that across the cluster every
+// message is counted once as delivered or dropped.
+func (b *Bus) CountRemoteDrops(c *gateway.Counters) { b.drops.Store(c) }
 
 func (b *Bus) onClaim(m *nats.Msg) {
 	var c claim
@@ -437,8 +453,8 @@ func (b *Bus) Stats() BusStats {
 		RemoteDelivered: s.remoteDelivered.Load(), Evictions: s.evictions.Load(),
 		DropUnknown: s.dropUnknown.Load(), DropQueueFull: s.dropQueueFull.Load(),
 		DropGone: s.dropGone.Load(), DropTooLarge: s.dropTooLarge.Load(),
-		RemoteDropUnknown: s.rDropUnknown.Load(), RemoteDropQueueFull: s.rDropQueueFull.Load(),
-		RemoteDropGone: s.rDropGone.Load(),
+		RemoteDropQueueFull: s.rDropQueueFull.Load(),
+		RemoteDropGone:      s.rDropGone.Load(),
 	}
 }
 

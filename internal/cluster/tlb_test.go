@@ -27,6 +27,7 @@ func startServers(t *testing.T) []clusterServer {
 	for i, n := range nodes {
 		s := servertest.StartOpts(t, []server.Option{server.WithBus(n.Bus()), server.WithTLBPool(n.Directory())})
 		n.SetLoad(func() Load { return Load{Sessions: s.Srv.ActiveSessions()} })
+		n.Bus().CountRemoteDrops(s.Srv.GatewayCounters())
 		if err := n.SetAdvertise(s.Addr); err != nil {
 			t.Fatal(err)
 		}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/tfd-project/tfd/internal/config"
 	"github.com/tfd-project/tfd/internal/gateway"
+	"github.com/tfd-project/tfd/internal/metrics"
 	"github.com/tfd-project/tfd/internal/tlb"
 	"github.com/tfd-project/tfd/tfproto"
 )
@@ -44,7 +45,18 @@ type Server struct {
 	// default, replaced by the cluster's through Options.
 	bus     gateway.Bus
 	tlbPool tlb.Pool
+	// metrics is nil when metrics are off (its methods are nil-safe).
+	metrics *metrics.Metrics
+
+	// gw is the gateway family's state (gateway.go).
+	gw gatewayServer
 }
+
+// WithMetrics makes the server record Prometheus metrics into m.
+func WithMetrics(m *metrics.Metrics) Option { return func(s *Server) { s.metrics = m } }
+
+// Metrics returns the server's metrics (nil when off).
+func (s *Server) Metrics() *metrics.Metrics { return s.metrics }
 
 // Option changes how a Server is built.
 type Option func(*Server)
@@ -210,7 +222,7 @@ func (s *Server) shutdown() {
 	case <-time.After(s.cfg.ShutdownTimeout):
 		s.mu.Lock()
 		for sess := range s.sessions {
-			sess.conn.Close()
+			sess.nc.Close() // the session goroutine releases its buffers itself
 		}
 		s.mu.Unlock()
 		<-done

@@ -11,6 +11,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/tfd-project/tfd/internal/metrics"
 	"github.com/tfd-project/tfd/internal/vfs"
 	"github.com/tfd-project/tfd/tfproto"
 )
@@ -33,8 +34,13 @@ type session struct {
 	jailed bool
 	// prockey is this session's unique key (PROCKEY), made on first use.
 	prockey string
+	// result is the metrics label of the current command's reply, set by the
+	// reply helpers.
+	result string
 	// lockName is the LOCK file name ("" = locking off).
 	lockName string //lint:ignore U1000 set by LOCK (fs family)
+	// tlb is the session's TLB rotation (tlb.go).
+	tlb tlbSession
 }
 
 func newSession(srv *Server, nc net.Conn, id uint64) *session {
@@ -46,6 +52,7 @@ func newSession(srv *Server, nc net.Conn, id uint64) *session {
 // serve runs the session to its end and releases everything it holds.
 func (s *session) serve(ctx context.Context) {
 	s.log.Info("session start")
+	s.srv.metrics.SessionOpened()
 	reason := "closed"
 	defer func() {
 		if r := recover(); r != nil {
@@ -59,6 +66,7 @@ func (s *session) serve(ctx context.Context) {
 		}
 		s.conn.Close()
 		rx, tx := s.conn.Counters()
+		s.srv.metrics.SessionClosed(rx, tx)
 		s.log.Info("session end", "reason", reason, "duration", time.Since(s.start).Round(time.Millisecond), "rx_bytes", rx, "tx_bytes", tx)
 	}()
 	if quick := tuneConn(s.nc); quick != nil {
@@ -66,6 +74,12 @@ func (s *session) serve(ctx context.Context) {
 	}
 	if err := s.handshake(); err != nil {
 		reason = "handshake: " + err.Error()
+		var hf handshakeError
+		if errors.As(err, &hf) {
+			s.srv.metrics.HandshakeFailed(hf.reason)
+		} else {
+			s.srv.metrics.HandshakeFailed("io")
+		}
 		return
 	}
 	err := s.commandLoop(ctx)
@@ -92,7 +106,7 @@ func (s *session) handshake() error {
 		// Read nothing: say why at once, as a plain status line the client's
 		// version check can show, then close.
 		s.conn.WriteFrameString(tfproto.FailedLine(tfproto.CodeMemory, "Too many sessions, try again later."))
-		return errors.New("session limit reached")
+		return handshakeError{"limit", errors.New("session limit reached")}
 	}
 	ver, err := s.conn.ReadFrame(tfproto.MaxFrame)
 	if err != nil {
@@ -100,7 +114,7 @@ func (s *session) handshake() error {
 	}
 	if cString(ver) != cfg.Proto {
 		s.conn.WriteFrameString(tfproto.CodeIncompatibleProto.Line())
-		return fmt.Errorf("protocol version %q does not match", truncate(cString(ver), 40))
+		return handshakeError{"version", fmt.Errorf("protocol version %q does not match", truncate(cString(ver), 40))}
 	}
 	if err := s.conn.WriteFrameString(tfproto.OK); err != nil {
 		return err
@@ -112,7 +126,7 @@ func (s *session) handshake() error {
 	key, err := tfproto.DecryptSessionKey(s.srv.priv, body)
 	if err != nil {
 		s.conn.WriteFrameString(tfproto.CodeBadRSA.Line())
-		return err
+		return handshakeError{"rsa", err}
 	}
 	if err := s.conn.WriteFrameString(tfproto.OK); err != nil {
 		return err
@@ -124,7 +138,7 @@ func (s *session) handshake() error {
 	}
 	if subtle.ConstantTimeCompare([]byte(cString(hash)), []byte(cfg.Hash)) != 1 {
 		s.conn.WriteFrameString(tfproto.CodeInvalidHash.Line())
-		return errors.New("invalid hash")
+		return handshakeError{"hash", errors.New("invalid hash")}
 	}
 	fs, err := vfs.Open(cfg.DBDir)
 	if err != nil {
@@ -135,6 +149,15 @@ func (s *session) handshake() error {
 	s.loggedIn = !cfg.MultiUser()
 	return s.conn.WriteFrameString(tfproto.OK)
 }
+
+// handshakeError is a handshake refused for a reason a metric counts.
+type handshakeError struct {
+	reason string
+	err    error
+}
+
+func (e handshakeError) Error() string { return e.err.Error() }
+func (e handshakeError) Unwrap() error { return e.err }
 
 // cString returns b up to its first NUL: the reference compares the version
 // and the hash as C strings, so a trailing NUL is tolerated.
@@ -190,10 +213,16 @@ func (s *session) commandLoop(ctx context.Context) error {
 	}
 }
 
-// dispatch runs one command body.
+// dispatch runs one command body and counts it by name and result.
 func (s *session) dispatch(body []byte) error {
 	name, args := parseCommand(body)
 	cmd := commandTable[name]
+	label := metrics.ResultUnknown
+	if cmd != nil {
+		label = cmd.name
+	}
+	s.result = metrics.ResultRaw
+	defer func() { s.srv.metrics.Command(label, s.result) }()
 	if code, ok := s.gate(cmd); !ok {
 		return s.fail(code)
 	}
@@ -223,14 +252,22 @@ func (s *session) gate(cmd *command) (tfproto.Code, bool) {
 // Replies. Every reply is one framed message in one write.
 
 //lint:ignore U1000 the file-command families reply a bare OK
-func (s *session) ok() error { return s.conn.WriteFrameString(tfproto.OK) }
+func (s *session) ok() error {
+	s.result = metrics.ResultOK
+	return s.conn.WriteFrameString(tfproto.OK)
+}
 
 func (s *session) okText(text string) error {
+	s.result = metrics.ResultOK
 	return s.conn.WriteFrameString(tfproto.OK + " " + text)
 }
 
 func (s *session) fail(code tfproto.Code) error {
+	s.result = metrics.FailedResult(int(code))
 	return s.conn.WriteFrameString(code.Line())
 }
 
-func (s *session) unknown() error { return s.conn.WriteFrameString(tfproto.Unknown) }
+func (s *session) unknown() error {
+	s.result = metrics.ResultUnknown
+	return s.conn.WriteFrameString(tfproto.Unknown)
+}

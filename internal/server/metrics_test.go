@@ -1,0 +1,59 @@
+package server_test
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/tfd-project/tfd/client"
+	"github.com/tfd-project/tfd/internal/metrics"
+	"github.com/tfd-project/tfd/internal/server"
+	"github.com/tfd-project/tfd/internal/servertest"
+)
+
+// TestMetricsAfterScriptedSession scrapes /metrics after a scripted session and
+// checks the counters it must have moved.
+func TestMetricsAfterScriptedSession(t *testing.T) {
+	m := metrics.New()
+	srv := servertest.StartOpts(t, []server.Option{server.WithMetrics(m)})
+	c := srv.DialHandshake(t)
+	for _, line := range []string{"ECHO hi", "ECHO again", "DTOF", "NOSUCH", "DATE"} {
+		servertest.Command(t, c, line)
+	}
+	c.WriteFrameString("END")
+	servertest.ExpectClosed(t, c)
+	opts := srv.Options()
+	opts.Hash = "wrong"
+	if _, err := client.Dial(servertest.Context(t), srv.Addr, opts); err == nil {
+		t.Fatal("wrong hash accepted")
+	}
+	srv.Stop() // every session has ended and been counted
+
+	hs := httptest.NewServer(m.Handler())
+	defer hs.Close()
+	resp, err := http.Get(hs.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	text := string(body)
+	for _, want := range []string{
+		`tfd_commands_total{command="ECHO",result="RAW"} 2`,
+		`tfd_commands_total{command="DTOF",result="16"} 1`,
+		`tfd_commands_total{command="UNKNOWN",result="UNKNOWN"} 1`,
+		`tfd_commands_total{command="DATE",result="OK"} 1`,
+		`tfd_handshake_failures_total{reason="hash"} 1`,
+		`tfd_sessions_total 2`,
+		`tfd_sessions_open 0`,
+	} {
+		if !strings.Contains(text, want+"\n") {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	if !strings.Contains(text, `tfd_session_bytes_total{direction="in"}`) {
+		t.Error("no byte counters")
+	}
+}
