@@ -156,7 +156,7 @@ func (b *Bus) Attach(identity string, p gateway.Peer) (func(), error) {
 		b.stats.evictions.Add(1)
 		prev.p.Evicted()
 	}
-	b.publishClaim("claim", claim{ID: []byte(identity), Node: b.n.id, TS: ts})
+	b.announceClaim(claim{ID: []byte(identity), Node: b.n.id, TS: ts})
 	var once sync.Once
 	return func() { once.Do(func() { b.release(identity, h) }) }, nil
 }
@@ -282,6 +282,52 @@ func (b *Bus) onClaim(m *nats.Msg) {
 		return
 	}
 	b.applyClaim(string(c.ID), owner{c.Node, c.TS})
+	if m.Reply != "" {
+		// Applied: the announcing node may return from Attach.
+		if err := m.Respond(nil); err != nil {
+			b.n.log.Debug("claim ack", "err", err)
+		}
+	}
+}
+
+// ClaimAckTimeout bounds how long Attach waits for the other live nodes to
+// acknowledge a registration.
+const ClaimAckTimeout = 250 * time.Millisecond
+
+// announceClaim publishes a registration and waits (at most ClaimAckTimeout)
+// until every other live node has applied it, so that once the gateway
+// answers the registration, a peer anywhere in the cluster can send to the
+// identity (a message sent right after would otherwise race the claim and be
+// dropped as unknown). A node that does not answer in time (dying, not yet
+// expired) only delays the registration.
+func (b *Bus) announceClaim(c claim) {
+	want := b.n.dir.liveOthers()
+	if want == 0 {
+		b.publishClaim("claim", c)
+		return
+	}
+	data, err := json.Marshal(c)
+	if err != nil {
+		return
+	}
+	inbox := b.n.nc.NewRespInbox()
+	sub, err := b.n.nc.SubscribeSync(inbox)
+	if err != nil {
+		b.publishClaim("claim", c)
+		return
+	}
+	defer sub.Unsubscribe()
+	if err := b.n.nc.PublishRequest(b.n.subject("claim"), inbox, data); err != nil {
+		b.n.log.Debug("publish claim", "err", err)
+		return
+	}
+	deadline := time.Now().Add(ClaimAckTimeout)
+	for got := 0; got < want; got++ {
+		if _, err := sub.NextMsg(time.Until(deadline)); err != nil {
+			b.n.log.Debug("claim not acknowledged by every node", "acks", got, "want", want, "err", err)
+			return
+		}
+	}
 }
 
 // applyClaim records a remote claim if it is the newest, evicting our own

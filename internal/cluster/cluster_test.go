@@ -660,3 +660,20 @@ func TestExternalNATS(t *testing.T) {
 		t.Fatalf("status %+v", st)
 	}
 }
+
+// TestRegistrationVisibleOnReturn: once Attach returns, every live node
+// routes to the new holder, so a message sent right away is not dropped as
+// unknown.
+func TestRegistrationVisibleOnReturn(t *testing.T) {
+	nodes := startCluster(t, 3, nil)
+	for i := range 20 {
+		id := fmt.Sprint("fresh", i)
+		p := newPeer(id, 1)
+		attach(t, nodes[i%3].Bus(), id, p)
+		from := nodes[(i+1)%3]
+		if err := from.Bus().Send(id, []byte("now")); err != nil {
+			t.Fatalf("send from %s right after %s registered %s: %v", from.ID(), nodes[i%3].ID(), id, err)
+		}
+		p.expect(t, "now")
+	}
+}

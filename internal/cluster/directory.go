@@ -282,6 +282,17 @@ func (d *Directory) Status() Status {
 	return st
 }
 
+// liveOthers is the number of live nodes besides this one.
+func (d *Directory) liveOthers() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := len(d.nodes)
+	if _, ok := d.nodes[d.n.id]; ok {
+		n--
+	}
+	return n
+}
+
 // Live returns the ids of the live nodes, sorted.
 func (d *Directory) Live() []string {
 	st := d.Status()
