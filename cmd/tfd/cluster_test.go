@@ -202,20 +202,82 @@ func TestClusterProcesses(t *testing.T) {
 		}
 	}
 
-	// SIGKILL node3: the others drop it within 5 s.
+	// Gateway peers: alice on node1, bob on node2, carol on node3.
+	gw := func(p *proc, id string) *client.Gateway {
+		t.Helper()
+		c, err := client.Dial(ctx, p.addr, client.Options{PublicKeyPEM: pub})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		g, err := c.Gateway(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g
+	}
+	expect := func(g *client.Gateway, want string) {
+		t.Helper()
+		got, err := g.Recv(ctx)
+		if err != nil || string(got) != want {
+			t.Fatalf("recv %q, %v; want %q", got, err, want)
+		}
+	}
+	alice, bob, carol := gw(procs[0], "alice"), gw(procs[1], "bob"), gw(procs[2], "carol")
+	exchange := func(tag string) {
+		t.Helper()
+		if err := alice.Send("bob", []byte(tag+" a>b")); err != nil {
+			t.Fatal(err)
+		}
+		expect(bob, tag+" a>b")
+		if err := bob.Send("alice", []byte(tag+" b>a")); err != nil {
+			t.Fatal(err)
+		}
+		expect(alice, tag+" b>a")
+	}
+	exchange("before")
+	if err := carol.Send("alice", []byte("from node3")); err != nil {
+		t.Fatal(err)
+	}
+	expect(alice, "from node3")
+
+	// SIGKILL node3: the others drop it within 5 s, TLB stops answering with
+	// it, and the peers on node1 and node2 go on exchanging.
 	if err := procs[2].cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
+	killed := time.Now()
 	<-procs[2].done
 	for _, p := range procs[:2] {
-		waitStatus(t, p, 5*time.Second, "without the killed node3", hasNodes("node1", "node2"))
+		waitStatus(t, p, 5*time.Second-time.Since(killed), "without the killed node3", hasNodes("node1", "node2"))
 	}
+	tc, err := client.Dial(ctx, procs[0].addr, client.Options{PublicKeyPEM: pub})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	for range 10 {
+		tuple, err := tc.TLB(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tuple == "4 "+strings.Replace(procs[2].addr, ":", ";", 1) {
+			t.Fatalf("TLB answered the killed node: %s", tuple)
+		}
+	}
+	exchange("after the kill")
 
 	// Restarted, it rejoins.
 	procs[2] = start(2)
 	for _, p := range procs {
 		waitStatus(t, p, 30*time.Second, "three nodes again", all)
 	}
+	exchange("after the restart")
+	dave := gw(procs[2], "dave")
+	if err := alice.Send("dave", []byte("welcome back")); err != nil {
+		t.Fatal(err)
+	}
+	expect(dave, "welcome back")
 	for _, p := range procs {
 		if strings.Contains(p.out.String(), "another public key") {
 			t.Fatalf("nodes sharing a key pair warned of a mismatch:\n%s", p.out.String())
