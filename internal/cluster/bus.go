@@ -334,6 +334,12 @@ func (b *Bus) announceClaim(c claim) {
 // holder of the identity if it loses.
 func (b *Bus) applyClaim(id string, o owner) {
 	b.clk.observe(o.ts)
+	if b.n.dir.isGone(o.node) {
+		// A late claim of a departed node; if the node is in fact alive,
+		// its next heartbeat brings it back and the digest resync its
+		// claims.
+		return
+	}
 	b.mu.Lock()
 	if cur, ok := b.dir[id]; ok && !o.newerThan(cur) {
 		b.mu.Unlock()

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -452,6 +453,9 @@ func TestNodeStopRestart(t *testing.T) {
 				t.Fatal(err)
 			}
 			c.expect(t, "welcome back")
+			// The newcomer learns the others' claims from their heartbeats'
+			// digests (a resync), not instantly.
+			waitHolder(t, nodes, "a", "node0")
 			if err := nodes[2].Bus().Send("a", []byte("rejoined")); err != nil {
 				t.Fatal(err)
 			}
@@ -562,9 +566,15 @@ func TestProfileMismatchLogged(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The warning follows the join (which WaitNodes saw) on the same
+	// goroutine.
+	deadline := time.Now().Add(10 * time.Second)
 	for i := range logs {
-		if !strings.Contains(logs[i].String(), "another public key") {
-			t.Errorf("node %d did not warn about the other profile:\n%s", i, logs[i].String())
+		for !strings.Contains(logs[i].String(), "another public key") {
+			if time.Now().After(deadline) {
+				t.Fatalf("node %d did not warn about the other profile:\n%s", i, logs[i].String())
+			}
+			time.Sleep(5 * time.Millisecond)
 		}
 	}
 }
@@ -675,5 +685,40 @@ func TestRegistrationVisibleOnReturn(t *testing.T) {
 			t.Fatalf("send from %s right after %s registered %s: %v", from.ID(), nodes[i%3].ID(), id, err)
 		}
 		p.expect(t, "now")
+	}
+}
+
+// TestLateMessagesOfDepartedNode: a heartbeat or claim of a node that said
+// goodbye, processed after the goodbye (they travel on other subscriptions),
+// does not bring it back; a new incarnation under the same id does come back.
+func TestLateMessagesOfDepartedNode(t *testing.T) {
+	nodes := startCluster(t, 2, func(i int) string { return fmt.Sprintf("127.0.0.1:%d", 30000+i) })
+	d := nodes[0].Directory()
+	var old NodeInfo
+	for _, in := range d.Status().Nodes {
+		if in.Node == "node1" {
+			old = in
+		}
+	}
+	nodes[1].Close()
+	if err := d.waitFor(ctxFor(t, 5*time.Second), func(live int) bool { return live == 1 }); err != nil {
+		t.Fatal(err)
+	}
+	hb, _ := json.Marshal(old)
+	d.onHeartbeat(&nats.Msg{Data: hb})
+	cl, _ := json.Marshal(claim{ID: []byte("late"), Node: "node1", TS: time.Now().UnixNano()})
+	nodes[0].Bus().onClaim(&nats.Msg{Data: cl})
+	if live := d.Live(); len(live) != 1 {
+		t.Fatalf("a late heartbeat resurrected the node: %v", live)
+	}
+	if _, ok := nodes[0].Bus().Holder("late"); ok {
+		t.Fatal("a late claim of the departed node was recorded")
+	}
+	// A new incarnation is welcome.
+	old.Incarnation++
+	hb, _ = json.Marshal(old)
+	d.onHeartbeat(&nats.Msg{Data: hb})
+	if live := d.Live(); len(live) != 2 {
+		t.Fatalf("a new incarnation was not accepted: %v", live)
 	}
 }

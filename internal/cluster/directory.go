@@ -97,12 +97,26 @@ type Directory struct {
 	changed   chan struct{} // closed and replaced on every membership change
 	lastHB    time.Time
 	advertise string
+	// gone remembers nodes that left or expired for a while, so that
+	// messages of theirs still in flight (on other subscriptions, so in
+	// any order) cannot bring their claims, or a node that said goodbye,
+	// back.
+	gone map[string]tombstone
+}
+
+// tombstoneTTL is how long a departed node is remembered.
+const tombstoneTTL = time.Minute
+
+type tombstone struct {
+	inc int64
+	at  time.Time
+	bye bool // it left on purpose: that incarnation never comes back
 }
 
 var _ tlb.Pool = (*Directory)(nil)
 
 func newDirectory(n *Node) *Directory {
-	return &Directory{n: n, nodes: map[string]*dirEntry{}, changed: make(chan struct{}), advertise: n.opts.Advertise}
+	return &Directory{n: n, nodes: map[string]*dirEntry{}, changed: make(chan struct{}), advertise: n.opts.Advertise, gone: map[string]tombstone{}}
 }
 
 func (d *Directory) setLoad(f func() Load) {
@@ -163,8 +177,16 @@ func (d *Directory) beat() {
 	}
 }
 
-// recordLocked stores a heartbeat; it returns whether the node is new.
-func (d *Directory) recordLocked(info NodeInfo, now time.Time) bool {
+// recordLocked stores a heartbeat; it returns whether the node is new, and
+// false for stale when the heartbeat is a late one from an incarnation that
+// said goodbye.
+func (d *Directory) recordLocked(info NodeInfo, now time.Time) (isNew, fresh bool) {
+	if g, ok := d.gone[info.Node]; ok {
+		if g.bye && g.inc == info.Incarnation {
+			return false, false
+		}
+		delete(d.gone, info.Node)
+	}
 	e, ok := d.nodes[info.Node]
 	if !ok {
 		e = &dirEntry{}
@@ -174,7 +196,7 @@ func (d *Directory) recordLocked(info NodeInfo, now time.Time) bool {
 	if !ok {
 		d.notifyLocked()
 	}
-	return !ok
+	return !ok, true
 }
 
 func (d *Directory) onHeartbeat(m *nats.Msg) {
@@ -192,7 +214,11 @@ func (d *Directory) onHeartbeat(m *nats.Msg) {
 	d.mu.Lock()
 	old, known := d.nodes[info.Node]
 	restarted := known && old.info.Incarnation != info.Incarnation
-	isNew := d.recordLocked(info, time.Now())
+	isNew, fresh := d.recordLocked(info, time.Now())
+	if !fresh {
+		d.mu.Unlock()
+		return
+	}
 	// A newcomer learns about us at once instead of after up to one interval.
 	answer := isNew && time.Since(d.lastHB) > d.n.opts.Heartbeat/4
 	d.mu.Unlock()
@@ -214,35 +240,60 @@ func (d *Directory) onHeartbeat(m *nats.Msg) {
 	}
 }
 
+type bye struct {
+	Node        string `json:"node"`
+	Incarnation int64  `json:"incarnation"`
+}
+
 func (d *Directory) onBye(m *nats.Msg) {
-	var b struct {
-		Node string `json:"node"`
-	}
+	var b bye
 	if err := json.Unmarshal(m.Data, &b); err != nil || b.Node == d.n.id {
 		return
 	}
-	d.remove(b.Node, "left")
+	d.remove(b.Node, "left", &b.Incarnation)
 }
 
 func (d *Directory) sayBye() {
-	data, _ := json.Marshal(map[string]string{"node": d.n.id})
+	data, _ := json.Marshal(bye{Node: d.n.id, Incarnation: d.n.inc})
 	if err := d.n.nc.Publish(d.n.subject("bye"), data); err != nil {
 		d.n.log.Debug("bye publish", "err", err)
 	}
 }
 
-func (d *Directory) remove(node, why string) {
+// remove forgets a node and its claims; byeInc is the incarnation that said
+// goodbye (nil: it expired). Waiters are woken once the claims are gone.
+func (d *Directory) remove(node, why string, byeInc *int64) {
 	d.mu.Lock()
-	_, ok := d.nodes[node]
+	e, ok := d.nodes[node]
 	if ok {
 		delete(d.nodes, node)
-		d.notifyLocked()
+	}
+	t := tombstone{at: time.Now()}
+	if byeInc != nil {
+		t.inc, t.bye = *byeInc, true
+	} else if ok {
+		t.inc = e.info.Incarnation
+	}
+	if ok || byeInc != nil {
+		d.gone[node] = t
 	}
 	d.mu.Unlock()
-	if ok {
-		d.n.log.Info("node "+why, "peer", node)
-		d.n.bus.dropNode(node)
+	if !ok {
+		return
 	}
+	d.n.log.Info("node "+why, "peer", node)
+	d.n.bus.dropNode(node)
+	d.mu.Lock()
+	d.notifyLocked()
+	d.mu.Unlock()
+}
+
+// isGone reports whether node left or expired and has not been heard since.
+func (d *Directory) isGone(node string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, ok := d.gone[node]
+	return ok
 }
 
 // expire drops nodes that missed their heartbeats.
@@ -263,8 +314,15 @@ func (d *Directory) expire(now time.Time) {
 	}
 	d.mu.Unlock()
 	for _, id := range gone {
-		d.remove(id, "expired")
+		d.remove(id, "expired", nil)
 	}
+	d.mu.Lock()
+	for id, t := range d.gone {
+		if now.Sub(t.at) > tombstoneTTL {
+			delete(d.gone, id)
+		}
+	}
+	d.mu.Unlock()
 }
 
 // Status returns the live nodes, sorted by id.
