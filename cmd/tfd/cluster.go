@@ -31,8 +31,8 @@ func init() {
 // clusterFlags are tfd serve's cluster settings. Without --cluster-listen or
 // --nats-url nothing of the cluster runs.
 type clusterFlags struct {
-	listen, peers, natsURL, nodeID, advertise, httpAddr, name string
-	heartbeat                                                 time.Duration
+	listen, peers, natsURL, nodeID, advertise, httpAddr, name, secret string
+	heartbeat                                                         time.Duration
 }
 
 func (c *clusterFlags) register(fs *flag.FlagSet) {
@@ -42,6 +42,7 @@ func (c *clusterFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.nodeID, "node-id", "", "this node's id in the cluster (default random)")
 	fs.StringVar(&c.advertise, "advertise", "", "client-facing IP:PORT that TLB hands out for this node (default the listen address)")
 	fs.StringVar(&c.httpAddr, "cluster-http", "", "serve the node's cluster view as JSON on HOST:PORT"+cluster.StatusPath+" (for tfd cluster status)")
+	fs.StringVar(&c.secret, "cluster-secret", "", "password every node's routes must present (same on all nodes; better set as TFD_CLUSTER_SECRET)")
 	fs.StringVar(&c.name, "cluster-name", cluster.DefaultClusterName, "NATS cluster name; every node must use the same")
 	fs.DurationVar(&c.heartbeat, "cluster-heartbeat", cluster.DefaultHeartbeat, "heartbeat interval; a node missing 3 expires")
 }
@@ -61,8 +62,8 @@ type clusterRun struct {
 // built on the cluster's bus and TLB pool.
 func startCluster(c *clusterFlags, cfg *config.Config, log *slog.Logger) (*clusterRun, error) {
 	if !c.enabled() {
-		if c.peers != "" || c.httpAddr != "" || c.advertise != "" || c.nodeID != "" {
-			return nil, errors.New("--cluster-peers, --cluster-http, --advertise and --node-id need --cluster-listen or --nats-url")
+		if c.peers != "" || c.httpAddr != "" || c.advertise != "" || c.nodeID != "" || c.secret != "" {
+			return nil, errors.New("--cluster-peers, --cluster-http, --cluster-secret, --advertise and --node-id need --cluster-listen or --nats-url")
 		}
 		return nil, nil
 	}
@@ -77,6 +78,7 @@ func startCluster(c *clusterFlags, cfg *config.Config, log *slog.Logger) (*clust
 		ClusterListen: c.listen,
 		Peers:         peers,
 		NATSURL:       c.natsURL,
+		ClusterSecret: c.secret,
 		ClusterName:   c.name,
 		Heartbeat:     c.heartbeat,
 		Profile:       profile(cfg),

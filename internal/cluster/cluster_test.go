@@ -722,3 +722,51 @@ func TestLateMessagesOfDepartedNode(t *testing.T) {
 		t.Fatalf("a new incarnation was not accepted: %v", live)
 	}
 }
+
+// TestClusterSecret: nodes with the secret form a cluster; a node with the
+// wrong one is refused at the route (the seed logs the authentication
+// error) and never listed.
+func TestClusterSecret(t *testing.T) {
+	var seedLog logBuf
+	start := func(id, secret string, log *slog.Logger, peers ...string) *Node {
+		n, err := Start(Options{NodeID: id, ClusterListen: "127.0.0.1:0", Peers: peers, ClusterSecret: secret,
+			Heartbeat: testHeartbeat, Missed: testMissed, Log: log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { n.Close() })
+		return n
+	}
+	seed := start("seed", "s3cret", slog.New(slog.NewTextHandler(&seedLog, nil)))
+	member := start("member", "s3cret", nil, seed.RouteURL())
+	// third knows only the seed: it reaches member by an implicit (gossiped)
+	// route, which must carry the secret too (NATS routes are one hop, so
+	// member hears third only over a direct route).
+	third := start("third", "s3cret", nil, seed.RouteURL())
+	ctx := ctxFor(t, 20*time.Second)
+	for _, n := range []*Node{seed, member, third} {
+		if err := n.WaitNodes(ctx, 3); err != nil {
+			t.Fatal(err)
+		}
+	}
+	intruder := start("intruder", "guess", nil, seed.RouteURL())
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(seedLog.String(), "authentication error") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the seed did not refuse the intruder's route:\n%s", seedLog.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, n := range []*Node{seed, member, third} {
+		if live := n.Directory().Live(); len(live) != 3 {
+			t.Fatalf("%s lists %v", n.ID(), live)
+		}
+	}
+	if live := intruder.Directory().Live(); len(live) != 1 || intruder.NumRoutes() != 0 {
+		t.Fatalf("the intruder joined: %v, %d routes", live, intruder.NumRoutes())
+	}
+	o := Options{NATSURL: "nats://127.0.0.1:4222", ClusterSecret: "x"}
+	if o.Validate() == nil {
+		t.Fatal("a cluster secret with an external NATS was accepted")
+	}
+}

@@ -61,6 +61,9 @@ type Options struct {
 	// Any one reachable peer is enough: NATS gossips the rest. Listing the
 	// node itself is harmless.
 	Peers []string
+	// ClusterSecret, when set, is the password every route must present
+	// (user "tfd"): nodes without it cannot join. All nodes need the same.
+	ClusterSecret string
 	// NATSURL, instead of ClusterListen, connects to an existing NATS.
 	NATSURL string
 	// Advertise is the client-facing TCP address "ip:port" published in
@@ -91,6 +94,9 @@ type Load struct {
 	// Sessions is the number of open TFProtocol sessions.
 	Sessions int
 }
+
+// routeUser is the route user name with Options.ClusterSecret.
+const routeUser = "tfd"
 
 // Node is one member of a tfd cluster.
 type Node struct {
@@ -129,6 +135,9 @@ func (o *Options) Validate() error {
 	}
 	if (o.ClusterListen == "") == (o.NATSURL == "") {
 		return errors.New("cluster: set exactly one of the cluster listen address and the NATS URL")
+	}
+	if o.NATSURL != "" && o.ClusterSecret != "" {
+		return errors.New("cluster: the cluster secret guards the embedded server's routes; give an external NATS's credentials in its URL")
 	}
 	if o.NATSURL != "" && len(o.Peers) > 0 {
 		return errors.New("cluster: route peers need the embedded server (cluster listen), not a NATS URL")
@@ -247,6 +256,14 @@ func (n *Node) connect() error {
 	}
 	if len(n.opts.Peers) > 0 {
 		sopts.Routes = natsserver.RoutesFromStr(strings.Join(n.opts.Peers, ","))
+	}
+	if n.opts.ClusterSecret != "" {
+		sopts.Cluster.Username, sopts.Cluster.Password = routeUser, n.opts.ClusterSecret
+		for _, u := range sopts.Routes {
+			if u.User == nil {
+				u.User = url.UserPassword(routeUser, n.opts.ClusterSecret)
+			}
+		}
 	}
 	// Fail fast and clearly when the route port is taken (nats-server would
 	// only time out below).
