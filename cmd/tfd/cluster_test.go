@@ -88,6 +88,8 @@ func startProc(t *testing.T, bin, id, data, addr, clusterAddr, httpAddr string, 
 		"--cluster-listen", clusterAddr, "--cluster-peers", strings.Join(peers, ","),
 		"--cluster-http", httpAddr, "--cluster-heartbeat", "250ms", "--log-level", "debug")
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	// The routes are guarded (and the environment form of a flag is used).
+	p.cmd.Env = append(os.Environ(), "TFD_CLUSTER_SECRET=multi-process-test")
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
