@@ -128,6 +128,9 @@ func (r *clusterRun) attach(srv *server.Server, listenAddr string) error {
 	}
 	r.node.SetLoad(func() cluster.Load { return cluster.Load{Sessions: srv.ActiveSessions()} })
 	r.node.Bus().CountRemoteDrops(srv.GatewayCounters())
+	if m := srv.Metrics(); m != nil {
+		m.MustRegister(r.node.Collector())
+	}
 	adv := r.flags.advertise
 	if adv == "" {
 		var err error

@@ -5,7 +5,9 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -80,13 +82,14 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func startProc(t *testing.T, bin, id, data, addr, clusterAddr, httpAddr string, peers []string) *proc {
+func startProc(t *testing.T, bin, id, data, addr, clusterAddr, httpAddr string, peers []string, extra ...string) *proc {
 	t.Helper()
 	p := &proc{out: &syncBuffer{}, data: data, addr: addr, http: httpAddr, done: make(chan struct{})}
-	p.cmd = exec.Command(bin, "serve",
+	args := append([]string{"serve",
 		"--data", data, "--listen", addr, "--node-id", id,
 		"--cluster-listen", clusterAddr, "--cluster-peers", strings.Join(peers, ","),
-		"--cluster-http", httpAddr, "--cluster-heartbeat", "250ms", "--log-level", "debug")
+		"--cluster-http", httpAddr, "--cluster-heartbeat", "250ms", "--log-level", "debug"}, extra...)
+	p.cmd = exec.Command(bin, args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	// The routes are guarded (and the environment form of a flag is used).
 	p.cmd.Env = append(os.Environ(), "TFD_CLUSTER_SECRET=multi-process-test")
@@ -147,7 +150,8 @@ func TestClusterProcesses(t *testing.T) {
 	}
 	bin := buildTFD(t)
 	dir := t.TempDir()
-	ports := freePorts(t, 9)
+	ports := freePorts(t, 10)
+	metricsAddr := fmt.Sprintf("127.0.0.1:%d", ports[9])
 	var peers []string
 	for i := range 3 {
 		peers = append(peers, fmt.Sprintf("nats-route://127.0.0.1:%d", ports[3+i]))
@@ -162,14 +166,29 @@ func TestClusterProcesses(t *testing.T) {
 		}
 	}
 	start := func(i int) *proc {
+		var extra []string
+		if i == 0 {
+			extra = []string{"--metrics-listen", metricsAddr}
+		}
 		return startProc(t, bin, fmt.Sprint("node", i+1), filepath.Join(dir, fmt.Sprint("node", i+1)),
 			fmt.Sprintf("127.0.0.1:%d", ports[i]), fmt.Sprintf("127.0.0.1:%d", ports[3+i]),
-			fmt.Sprintf("127.0.0.1:%d", ports[6+i]), peers)
+			fmt.Sprintf("127.0.0.1:%d", ports[6+i]), peers, extra...)
 	}
 	procs := []*proc{start(0), start(1), start(2)}
 	all := hasNodes("node1", "node2", "node3")
 	for _, p := range procs {
 		waitStatus(t, p, 60*time.Second, "three nodes", all)
+	}
+
+	// node1's Prometheus metrics include the cluster's.
+	resp, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !bytes.Contains(body, []byte("tfd_cluster_nodes 3")) {
+		t.Fatalf("metrics lack tfd_cluster_nodes 3:\n%s", body)
 	}
 
 	// A real session on node2 shows in node1's view of the cluster.
