@@ -504,6 +504,8 @@ func TestOptionsValidate(t *testing.T) {
 		{"bad node id", Options{ClusterListen: "127.0.0.1:0", NodeID: "a.b"}},
 		{"bad advertise", Options{ClusterListen: "127.0.0.1:0", Advertise: "0.0.0.0:1"}},
 		{"bad prefix", Options{ClusterListen: "127.0.0.1:0", Prefix: "a.*"}},
+		{"heartbeat too short", Options{ClusterListen: "127.0.0.1:0", Heartbeat: time.Millisecond}},
+		{"negative heartbeat", Options{ClusterListen: "127.0.0.1:0", Heartbeat: -time.Second}},
 	} {
 		if err := tc.o.Validate(); err == nil {
 			t.Errorf("%s: no error", tc.name)

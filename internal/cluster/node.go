@@ -162,8 +162,11 @@ func (o *Options) Validate() error {
 	if strings.ContainsAny(o.Prefix, " \t\r\n*>") || strings.HasPrefix(o.Prefix, ".") || strings.HasSuffix(o.Prefix, ".") {
 		return fmt.Errorf("cluster: subject prefix %q is not subject-safe", o.Prefix)
 	}
-	if o.Heartbeat <= 0 {
+	if o.Heartbeat == 0 {
 		o.Heartbeat = DefaultHeartbeat
+	}
+	if o.Heartbeat < 10*time.Millisecond {
+		return fmt.Errorf("cluster: heartbeat interval %v: at least 10ms", o.Heartbeat)
 	}
 	if o.Missed <= 0 {
 		o.Missed = DefaultMissed
