@@ -38,9 +38,13 @@ type session struct {
 	// reply helpers.
 	result string
 	// lockName is the LOCK file name ("" = locking off).
-	lockName string //lint:ignore U1000 set by LOCK (fs family)
+	lockName string
 	// tlb is the session's TLB rotation (tlb.go).
 	tlb tlbSession
+	// chk is the netcheck family's state: OOB counter and registrations.
+	chk netcheckSession
+	// ntfy is the notification family's watch list.
+	ntfy notifySession
 }
 
 func newSession(srv *Server, nc net.Conn, id uint64) *session {
@@ -69,6 +73,7 @@ func (s *session) serve(ctx context.Context) {
 		s.srv.metrics.SessionClosed(rx, tx)
 		s.log.Info("session end", "reason", reason, "duration", time.Since(s.start).Round(time.Millisecond), "rx_bytes", rx, "tx_bytes", tx)
 	}()
+	s.startFamilies()
 	if quick := tuneConn(s.nc); quick != nil {
 		s.conn.AfterRead = quick
 	}
@@ -251,7 +256,7 @@ func (s *session) gate(cmd *command) (tfproto.Code, bool) {
 
 // Replies. Every reply is one framed message in one write.
 
-//lint:ignore U1000 the file-command families reply a bare OK
+// ok replies a bare OK.
 func (s *session) ok() error {
 	s.result = metrics.ResultOK
 	return s.conn.WriteFrameString(tfproto.OK)

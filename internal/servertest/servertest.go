@@ -44,6 +44,9 @@ type Server struct {
 	Addr string
 	// Direct is the server's own address (Addr without a proxy).
 	Direct string
+	// UDPAddr is the UDP services' address: the same port number as Addr
+	// (the proxy's when TFD_TEST_VIA_PROXY=1).
+	UDPAddr string
 	// Root is the dbdir, a fresh temporary directory.
 	Root string
 	// Config is the server's configuration.
@@ -93,20 +96,23 @@ func StartOpts(t testing.TB, opts []server.Option, changes ...func(*config.Confi
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := "127.0.0.1:0"
+	host := "127.0.0.1"
 	if cfg.Listen != "" {
-		addr = cfg.Listen // e.g. "[::1]:0" for IPv6 tests
+		h, _, err := net.SplitHostPort(cfg.Listen) // e.g. "[::1]:0" for IPv6 tests
+		if err != nil {
+			t.Fatal(err)
+		}
+		host = h
 	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln, pc := listenTCPUDP(t, host)
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{Addr: ln.Addr().String(), Direct: ln.Addr().String(), Root: cfg.DBDir, Config: cfg, Srv: srv, PublicKeyPEM: pub, cancel: cancel, done: make(chan error, 1)}
+	s := &Server{Addr: ln.Addr().String(), Direct: ln.Addr().String(), UDPAddr: pc.LocalAddr().String(), Root: cfg.DBDir, Config: cfg, Srv: srv, PublicKeyPEM: pub, cancel: cancel, done: make(chan error, 2)}
 	go func() { s.done <- srv.Serve(ctx, ln) }()
+	go func() { s.done <- srv.ServeUDP(ctx, pc) }()
 	t.Cleanup(s.Stop)
 	if ViaProxy() {
 		s.Addr, _ = StartProxy(t, s.Direct)
+		s.UDPAddr = s.Addr
 	}
 	return s
 }
@@ -168,6 +174,7 @@ func listenTCPUDP(t testing.TB, host string) (net.Listener, net.PacketConn) {
 func (s *Server) Stop() {
 	s.cancel()
 	if s.done != nil {
+		<-s.done
 		<-s.done
 		s.done = nil
 	}
