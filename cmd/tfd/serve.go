@@ -269,6 +269,7 @@ func serve(args []string) error {
 	printBanner(cfg, ln.Addr().String(), pubPath)
 	if err := cl.attach(srv, ln.Addr().String()); err != nil {
 		ln.Close()
+		pc.Close()
 		return err
 	}
 	if host, _, _ := net.SplitHostPort(cfg.ListenAddr()); cfg.Hash == "testhash" && !isLoopback(host) {
