@@ -128,6 +128,16 @@ func TestGatewaySessionsAcrossNodes(t *testing.T) {
 			}
 		}
 	}
+	// UDP_TLB answers from the same pool.
+	for range 10 {
+		tup, err := client.UDPTLB(servertest.Context(t), servers[0].srv.UDPAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a := addrOf(t, tup); a == servers[2].srv.Addr || (a != servers[0].srv.Addr && a != servers[1].srv.Addr) {
+			t.Fatalf("UDP_TLB answered %q", tup)
+		}
+	}
 	waitHolder(t, nodes[:2], "carol", "")
 	if err := bob2.Send("alice", []byte("still here")); err != nil {
 		t.Fatal(err)
