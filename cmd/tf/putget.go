@@ -1,5 +1,3 @@
-//go:build tfpending
-
 package main
 
 import (
