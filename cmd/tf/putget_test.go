@@ -61,6 +61,8 @@ func TestPutGet(t *testing.T) {
 	os.WriteFile(local, data, 0o644)
 	small := filepath.Join(dir, "small.txt")
 	os.WriteFile(small, []byte("small"), 0o644)
+	empty := filepath.Join(dir, "empty")
+	os.WriteFile(empty, nil, 0o644)
 	os.Mkdir(filepath.Join(srv.Root, "up"), 0o755)
 	os.WriteFile(filepath.Join(srv.Root, "old.txt"), []byte("a much longer old content"), 0o644)
 
@@ -71,6 +73,8 @@ func TestPutGet(t *testing.T) {
 		inStderr string
 	}{
 		{[]string{"put", small, "up/"}, exitOK, "", ""},
+		{[]string{"put", empty, "empty"}, exitOK, "", ""},
+		{[]string{"get", "empty", "-"}, exitOK, "", ""},
 		{[]string{"put", small, "old.txt"}, exitOK, "", ""}, // replaced, no old tail
 		{[]string{"put", small, "up"}, exitError, "", "remote up is a directory"},
 		{[]string{"put", filepath.Join(dir, "missing"), "x"}, exitError, "", "no such file"},
@@ -91,6 +95,9 @@ func TestPutGet(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(filepath.Join(srv.Root, "old.txt")); string(b) != "small" {
 		t.Errorf("put over a longer file: %q", b)
+	}
+	if st, err := os.Stat(filepath.Join(srv.Root, "empty")); err != nil || st.Size() != 0 {
+		t.Errorf("put of an empty file: %v %v", st, err)
 	}
 	if b, _ := os.ReadFile(filepath.Join(dir, "small.txt")); string(b) != "small" {
 		t.Errorf("get into a directory: %q", b)
