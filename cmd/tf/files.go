@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"os"
 	"path"
 	"strings"
 
@@ -220,6 +221,10 @@ tf cp -r photos photos-2026`,
 				return c.Copy(ctx, fs.Arg(0), fs.Arg(1))
 			})
 		}})
+	register("rcvfile", verb{usage: "rcvfile [-d] REMOTE [LOCAL]", summary: "download a file with RCVFILE to LOCAL or stdout; -d: the server deletes it after sending",
+		examples: `tf rcvfile notes.txt notes.txt
+tf rcvfile -d outbox/job1 job1      # take a file off a queue`,
+		run: rcvfileVerb})
 	register("cat", verb{usage: "cat PATH...", summary: "print remote files to stdout (RCVFILE)",
 		examples: `tf cat notes.txt
 tf cat logs/app.log | grep ERROR`,
@@ -236,6 +241,66 @@ tf cat logs/app.log | grep ERROR`,
 				return nil
 			})
 		}})
+}
+
+// rcvfileVerb is tf rcvfile: RCVFILE to a local file or stdout; -d asks the
+// server to delete the file after a complete transfer.
+func rcvfileVerb(ctx context.Context, e *env, args []string) error {
+	var del bool
+	fs, err := parseFlags(e, "rcvfile", args, func(fs *flag.FlagSet) {
+		fs.BoolVar(&del, "d", false, "the server deletes the file after sending it (RCVFILE 1)")
+	})
+	if err != nil {
+		return err
+	}
+	if fs.NArg() < 1 || fs.NArg() > 2 {
+		return usageError("rcvfile needs REMOTE and an optional LOCAL")
+	}
+	remote, local := fs.Arg(0), fs.Arg(1)
+	return withClient(ctx, e, func(c *client.Client) error {
+		if local == "" || local == "-" {
+			_, err := c.ReceiveFile(ctx, remote, e.stdout, del)
+			return err
+		}
+		// Created at the first byte, so a refused RCVFILE leaves no file.
+		w := &lazyFile{name: local}
+		_, err := c.ReceiveFile(ctx, remote, w, del)
+		if err == nil && w.f == nil {
+			err = w.open() // an empty file
+		}
+		if cerr := w.close(); err == nil {
+			err = cerr
+		}
+		return err
+	})
+}
+
+// lazyFile creates (truncates) its file at the first write.
+type lazyFile struct {
+	name string
+	f    *os.File
+}
+
+func (l *lazyFile) open() error {
+	f, err := os.Create(l.name)
+	l.f = f
+	return err
+}
+
+func (l *lazyFile) Write(b []byte) (int, error) {
+	if l.f == nil {
+		if err := l.open(); err != nil {
+			return 0, err
+		}
+	}
+	return l.f.Write(b)
+}
+
+func (l *lazyFile) close() error {
+	if l.f == nil {
+		return nil
+	}
+	return l.f.Close()
 }
 
 // mkdirAll makes dir and its missing parents; existing directories are fine.

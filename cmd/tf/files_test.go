@@ -16,6 +16,7 @@ func TestFileVerbs(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(srv.Root, "hello.txt"), []byte("hello\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	local := filepath.Join(t.TempDir(), "got")
 	tests := []struct {
 		args     []string
 		code     int
@@ -42,6 +43,13 @@ func TestFileVerbs(t *testing.T) {
 		{[]string{"cat", "hello.txt", "docs/hello.txt"}, exitOK, "hello\nhello\n", ""},
 		{[]string{"cat", "missing"}, exitFailed, "", "FAILED 9 "},
 		{[]string{"cat", "docs"}, exitFailed, "", "FAILED 8 "},
+		{[]string{"rcvfile", "hello.txt"}, exitOK, "hello\n", ""},
+		{[]string{"rcvfile", "docs/hello.txt", local}, exitOK, "", ""},
+		{[]string{"rcvfile", "missing", filepath.Join(t.TempDir(), "m")}, exitFailed, "", "FAILED 9 "},
+		{[]string{"rcvfile"}, exitUsage, "", "rcvfile needs"},
+		{[]string{"cp", "hello.txt", "gone.txt"}, exitOK, "", ""},
+		{[]string{"rcvfile", "-d", "gone.txt", "-"}, exitOK, "hello\n", ""},
+		{[]string{"cat", "gone.txt"}, exitFailed, "", "FAILED 9 "},
 		{[]string{"mv", "docs2", "docs3"}, exitOK, "", ""},
 		{[]string{"mv", "missing", "x"}, exitFailed, "", "FAILED 31 "},
 		{[]string{"rm", "docs"}, exitFailed, "", "use rm -r"},
@@ -60,6 +68,9 @@ func TestFileVerbs(t *testing.T) {
 		if code != tt.code || (tt.stdout != "" && out != tt.stdout) || !strings.Contains(errs, tt.inStderr) {
 			t.Errorf("%v: code %d stdout %q stderr %q", tt.args, code, out, errs)
 		}
+	}
+	if b, err := os.ReadFile(local); err != nil || string(b) != "hello\n" {
+		t.Errorf("rcvfile to a local file: %q %v", b, err)
 	}
 	code, out, _ := runTF(t, srv, "stat", "hello.txt")
 	st, _ := os.Stat(filepath.Join(srv.Root, "hello.txt"))
