@@ -47,6 +47,8 @@ type Server struct {
 	tlbPool tlb.Pool
 	// metrics is nil when metrics are off (its methods are nil-safe).
 	metrics *metrics.Metrics
+	// auth is the auth family's state (cmd_auth.go).
+	auth authServer
 }
 
 // WithMetrics makes the server record Prometheus metrics into m.
