@@ -97,11 +97,11 @@ func TestPersonaThreadIsolation(t *testing.T) {
 	}
 
 	type result struct {
-		err                        error
-		created                    string
-		secretErr, chownErr        error
-		personaThreads int
-		childFSUIDs                []int
+		err                 error
+		created             string
+		secretErr, chownErr error
+		personaThreads      int
+		childFSUIDs         []int
 	}
 	done := make(chan result)
 	go func() {
