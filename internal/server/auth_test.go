@@ -704,3 +704,61 @@ func TestNothingChangesBeforeAuthentication(t *testing.T) {
 		t.Errorf("files changed before authentication:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
 }
+
+// TestRSABodyMustBe256 (WIRE.md §9 item 1): the session-key body must be
+// exactly 256 bytes; any other length, up to the largest frame, is answered
+// FAILED 25 and the connection closed, and a longer frame closes it at once.
+func TestRSABodyMustBe256(t *testing.T) {
+	srv := servertest.Start(t)
+	for _, n := range []int{0, 1, 128, 255, 257, 512, 4096, tfproto.MaxFrame} {
+		c := srv.DialRaw(t)
+		c.WriteFrameString(srv.Config.Proto)
+		if b, err := c.ReadFrame(0); err != nil || string(b) != "OK" {
+			t.Fatalf("version: %q %v", b, err)
+		}
+		if err := c.WriteFrame(make([]byte, n)); err != nil {
+			t.Fatal(err)
+		}
+		if b, err := c.ReadFrame(0); err != nil || string(b) != "FAILED 25 : Bad public rsa encryption key." {
+			t.Errorf("%d-byte key body: %q %v", n, b, err)
+		}
+		servertest.ExpectClosed(t, c)
+	}
+	c := srv.DialRaw(t)
+	c.WriteFrameString(srv.Config.Proto)
+	c.ReadFrame(0)
+	c.WriteInt32(tfproto.MaxFrame + 1)
+	servertest.ExpectClosed(t, c)
+	if got, err := srv.Dial(t).Echo(servertest.Context(t), "alive"); err != nil || got != "alive" {
+		t.Fatalf("after bad key bodies: %q %v", got, err)
+	}
+}
+
+// BenchmarkEchoPersona compares a command round trip on a session that runs as
+// the daemon's user with one locked to a persona thread (multi-user LOGIN):
+// the cost of LockOSThread (each wake-up of a locked goroutine hands off
+// between threads).
+func BenchmarkEchoPersona(b *testing.B) {
+	a := authtest.NewUser(b)
+	run := func(b *testing.B, c *client.Client) {
+		ctx := servertest.Context(b)
+		for b.Loop() {
+			if _, err := c.Echo(ctx, "x"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.Run("daemon-user", func(b *testing.B) {
+		run(b, servertest.Start(b).Dial(b))
+	})
+	b.Run("persona", func(b *testing.B) {
+		p := filepath.Join(b.TempDir(), "users")
+		os.WriteFile(p, []byte(a+" pw\n"), 0o600)
+		srv := servertest.Start(b, func(c *config.Config) { c.UserDB = p })
+		c := srv.Dial(b)
+		if err := c.Login(servertest.Context(b), a, "pw"); err != nil {
+			b.Fatal(err)
+		}
+		run(b, c)
+	})
+}
