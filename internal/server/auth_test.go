@@ -762,3 +762,40 @@ func BenchmarkEchoPersona(b *testing.B) {
 		run(b, c)
 	})
 }
+
+// TestPersonaSessionLimit: sessions holding a persona thread are capped (each
+// keeps an OS thread, and the runtime aborts past its thread limit); the refused
+// client gets a clean answer, and a slot frees when a session ends.
+func TestPersonaSessionLimit(t *testing.T) {
+	a := authtest.NewUser(t)
+	defer server.SetMaxPersonaSessions(1)()
+	multi := startMulti(t, userDB(t, a+" pw"))
+	first := loginConn(t, multi, a, "pw")
+	expect(t, multi.DialHandshake(t), []struct{ in, want string }{{"LOGIN " + a + " pw", f37}})
+	first.WriteFrameString("END")
+	servertest.ExpectClosed(t, first)
+	ctx := servertest.Context(t)
+	for {
+		c := multi.DialHandshake(t)
+		if got := servertest.Command(t, c, "LOGIN "+a+" pw"); got == "OK" {
+			c.WriteFrameString("END")
+			servertest.ExpectClosed(t, c)
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("the persona slot was never freed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	single := servertest.Start(t, func(c *config.Config) { c.DefUser = a })
+	srv1 := single.Dial(t)
+	_, err := client.Dial(servertest.Context(t), single.Addr, single.Options())
+	var fe *tfproto.Error
+	if !errors.As(err, &fe) || fe.Code != tfproto.CodeMemory || !strings.Contains(fe.Text, "Too many sessions") {
+		t.Fatalf("second single-user session: %v", err)
+	}
+	if _, err := srv1.Echo(ctx, "still"); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -64,12 +65,37 @@ type authServer struct {
 
 	mu    sync.Mutex
 	perIP map[string]int // open sessions by remote IP (cfg.MaxSessionsPerIP)
+
+	// personas counts sessions holding a locked persona thread.
+	personas atomic.Int64
 }
+
+// maxPersonaSessions caps the sessions that hold a persona thread at once. Each
+// such session keeps its own OS thread for its whole life (even while idle), and
+// the Go runtime aborts the whole process when it exceeds its thread limit
+// (10000 by default, runtime/debug.SetMaxThreads): a flood of logins must be
+// refused, not crash the server.
+var maxPersonaSessions int64 = 8000
 
 // authSession is the auth family's per-session state.
 type authSession struct {
-	ip   string // the address this session is counted under ("" = not counted)
-	user string // the LOGIN user, for logs
+	ip      string // the address this session is counted under ("" = not counted)
+	user    string // the LOGIN user, for logs
+	persona bool   // counted in authServer.personas
+}
+
+// reservePersona counts this session as holding a persona thread, or reports
+// false when maxPersonaSessions are already held.
+func (s *session) reservePersona() bool {
+	if s.auth.persona {
+		return true
+	}
+	if s.srv.auth.personas.Add(1) > maxPersonaSessions {
+		s.srv.auth.personas.Add(-1)
+		return false
+	}
+	s.auth.persona = true
+	return true
 }
 
 func authStart(s *Server) error {
@@ -145,6 +171,9 @@ func remoteIP(a net.Addr) string {
 }
 
 func authSessionEnd(s *session) {
+	if s.auth.persona {
+		s.srv.auth.personas.Add(-1)
+	}
 	if s.auth.ip == "" {
 		return
 	}
@@ -163,8 +192,14 @@ func (s *session) startPersona() error {
 	if p == nil {
 		return nil
 	}
+	if !s.reservePersona() {
+		s.log.Warn("refused: too many sessions hold a persona thread", "max", maxPersonaSessions)
+		s.conn.WriteFrameString(tfproto.FailedLine(tfproto.CodeMemory, "Too many sessions, try again later."))
+		return handshakeError{"limit", errors.New("persona session limit reached")}
+	}
 	if err := p.Become(); err != nil {
 		s.log.Error("cannot take the defusr identity", "user", p.Name, "err", err)
+		s.conn.WriteFrameString(tfproto.CodeAccessDenied.Line())
 		return fmt.Errorf("defusr %s: %w", p.Name, err)
 	}
 	return nil
@@ -207,6 +242,10 @@ func cmdLogin(s *session, args string) error {
 	p, err := auth.LookupPersona(name)
 	if err != nil {
 		return s.loginFailed(name, err.Error())
+	}
+	if !s.reservePersona() {
+		s.log.Warn("LOGIN refused: too many sessions hold a persona thread", "max", maxPersonaSessions)
+		return s.fail(tfproto.CodeLoginFailed)
 	}
 	if err := p.Become(); err != nil {
 		// The thread may hold part of the identity: end the session so it

@@ -152,7 +152,6 @@ func (s *session) handshake() error {
 	s.fs = fs
 	s.loggedIn = !cfg.MultiUser()
 	if err := s.startPersona(); err != nil {
-		s.conn.WriteFrameString(tfproto.CodeAccessDenied.Line())
 		return err
 	}
 	return s.conn.WriteFrameString(tfproto.OK)
