@@ -768,7 +768,7 @@ func BenchmarkEchoPersona(b *testing.B) {
 // client gets a clean answer, and a slot frees when a session ends.
 func TestPersonaSessionLimit(t *testing.T) {
 	a := authtest.NewUser(t)
-	defer server.SetMaxPersonaSessions(1)()
+	t.Cleanup(server.SetMaxPersonaSessions(1)) // restored after the servers stop
 	multi := startMulti(t, userDB(t, a+" pw"))
 	first := loginConn(t, multi, a, "pw")
 	expect(t, multi.DialHandshake(t), []struct{ in, want string }{{"LOGIN " + a + " pw", f37}})
