@@ -56,6 +56,11 @@ import (
 // capabilities (CAP_SETUID, CAP_SETGID); only the code of the session runs on
 // it, and that code never calls anything but the file API.
 //
+// Nothing in the daemon may call syscall.Setuid/Setgid/Setgroups (or their
+// unix equivalents): Go applies those to every thread, and a change of the
+// effective uid also resets each thread's fsuid, which would silently undo every
+// session's persona.
+//
 // Every switch needs CAP_SETUID and CAP_SETGID (setgroups needs CAP_SETGID even
 // for one's own groups), so modes that need a persona check for them at start-up
 // (CheckCapabilities) and refuse to start without them.
