@@ -1,0 +1,61 @@
+package server_test
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/tfd-project/tfd/internal/metrics"
+	"github.com/tfd-project/tfd/internal/server"
+	"github.com/tfd-project/tfd/internal/servertest"
+)
+
+// Completed transfers are counted with their bytes; failed ones are not.
+func TestTransferMetrics(t *testing.T) {
+	m := metrics.New()
+	srv := servertest.StartOpts(t, []server.Option{server.WithMetrics(m)})
+	c := srv.Dial(t)
+	ctx := servertest.Context(t)
+	data := randBytes(1000, 5)
+	if _, err := c.SendFile(ctx, "a", bytes.NewReader(data), false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.SendFile(ctx, "a", bytes.NewReader(data), false); err == nil {
+		t.Fatal("SNDFILE over an existing file without overwrite succeeded")
+	}
+	if _, err := c.Upload(ctx, "b", bytes.NewReader(data[:300])); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Download(ctx, "b", io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Nigma(ctx, 16); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	srv.Stop()
+	hs := httptest.NewServer(m.Handler())
+	defer hs.Close()
+	resp, err := http.Get(hs.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	text := string(body)
+	for _, want := range []string{
+		`tfd_transfer_bytes_total{command="SNDFILE"} 1000`,
+		`tfd_transfer_bytes_total{command="SUP"} 300`,
+		`tfd_transfer_bytes_total{command="SDOWN"} 300`,
+		`tfd_transfer_duration_seconds_count{command="SNDFILE"} 1`,
+		`tfd_commands_total{command="SNDFILE",result="12"} 1`,
+		`tfd_commands_total{command="NIGMA",result="OK"} 1`,
+	} {
+		if !strings.Contains(text, want+"\n") {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+}
