@@ -88,7 +88,7 @@ func startMulti(t *testing.T, db string, changes ...func(*config.Config)) *serve
 		c.UserDB = db
 		c.LoginFailDelay = time.Millisecond
 	}}, changes...)...)
-	if err := os.Chmod(srv.Root, 0o1777); err != nil {
+	if err := os.Chmod(srv.Root, 0o777|fs.ModeSticky); err != nil {
 		t.Fatal(err)
 	}
 	return srv
@@ -303,7 +303,7 @@ func TestSingleUser(t *testing.T) {
 		c.DefUser = a
 		c.UserDB = "/nonexistent/users" // defusr wins: single-user
 	})
-	os.Chmod(srv.Root, 0o1777)
+	os.Chmod(srv.Root, 0o777|fs.ModeSticky)
 	writeFile(t, filepath.Join(srv.Root, "root.txt"), "r", 0o644)
 	writeFile(t, filepath.Join(srv.Root, "mine.txt"), "m", 0o644)
 	chownTo(t, filepath.Join(srv.Root, "mine.txt"), a)
@@ -797,5 +797,89 @@ func TestPersonaSessionLimit(t *testing.T) {
 	}
 	if _, err := srv1.Echo(ctx, "still"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestPersonaFileAccess: two logged-in users over the transfer commands. Files
+// a user uploads are owned by that user on disk; B's 0600 file can be read
+// (SHA256, SDOWN) by B and not by A; A cannot replace it; KEEPALIVE runs
+// before LOGIN.
+func TestPersonaFileAccess(t *testing.T) {
+	a, b := authtest.NewUser(t), authtest.NewUser(t)
+	srv := startMulti(t, userDB(t, a+" "+hashOf(t, "apw"), b+" bpw"))
+	ctx := servertest.Context(t)
+	login := func(name, pw string) *client.Client {
+		c := srv.Dial(t)
+		if err := c.Keepalive(ctx, true, 60*time.Second, 10*time.Second, 3); err != nil {
+			t.Fatalf("KEEPALIVE before LOGIN: %v", err)
+		}
+		if err := c.Login(ctx, name, pw); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	ca, cb := login(a, "apw"), login(b, "bpw")
+	pa, _ := auth.LookupPersona(a)
+	pb, _ := auth.LookupPersona(b)
+
+	if _, err := ca.SendFile(ctx, "a-upload", strings.NewReader("from A"), false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cb.SendFile(ctx, "b-secret", strings.NewReader("only B"), false); err != nil {
+		t.Fatal(err)
+	}
+	if err := cb.Chmod(ctx, "b-secret", 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, p := range map[string]*auth.Persona{"a-upload": pa, "b-secret": pb} {
+		st := statOf(t, filepath.Join(srv.Root, name))
+		if int(st.Uid) != p.UID || int(st.Gid) != p.GID {
+			t.Errorf("%s is owned by %d:%d, want %s's %d:%d", name, st.Uid, st.Gid, p.Name, p.UID, p.GID)
+		}
+	}
+	if m := statOf(t, filepath.Join(srv.Root, "b-secret")).Mode & 0o777; m != 0o600 {
+		t.Fatalf("b-secret mode %o", m)
+	}
+
+	// B reads its file; A cannot.
+	if _, err := cb.SHA256(ctx, "b-secret"); err != nil {
+		t.Errorf("B SHA256 of its own file: %v", err)
+	}
+	var got strings.Builder
+	if _, err := cb.Download(ctx, "b-secret", &got); err != nil || got.String() != "only B" {
+		t.Errorf("B SDOWN of its own file: %q %v", got.String(), err)
+	}
+	if _, err := ca.SHA256(ctx, "b-secret"); failedCode(err) != tfproto.CodeSHA256 {
+		t.Errorf("A SHA256 of B's 0600 file: %v, want FAILED 45", err)
+	}
+	var leak strings.Builder
+	if _, err := ca.Download(ctx, "b-secret", &leak); err == nil || leak.Len() != 0 {
+		t.Errorf("A SDOWN of B's 0600 file: %q %v", leak.String(), err)
+	}
+	// A cannot replace B's file (sticky root: only the owner may), nor change it.
+	if _, err := ca.SendFile(ctx, "b-secret", strings.NewReader("overwritten by A"), true); err == nil {
+		t.Error("A overwrote B's file")
+	}
+	if err := ca.Chmod(ctx, "b-secret", 0o666); failedCode(err) != tfproto.CodeChmod {
+		t.Errorf("A CHMOD of B's file: %v", err)
+	}
+	if err := ca.Chown(ctx, "a-upload", b, b); failedCode(err) != tfproto.CodeChown {
+		t.Errorf("A giving a file to B: %v", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(srv.Root, "b-secret")); string(b) != "only B" {
+		t.Errorf("b-secret now holds %q", b)
+	}
+	ents, _ := os.ReadDir(srv.Root)
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".tfd-staging") {
+			t.Errorf("the refused upload left %s behind", e.Name())
+		}
+	}
+	// B makes it readable: now A can read it.
+	if err := cb.Chmod(ctx, "b-secret", 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ca.SHA256(ctx, "b-secret"); err != nil {
+		t.Errorf("A SHA256 of B's file after CHMOD 644: %v", err)
 	}
 }
