@@ -354,7 +354,6 @@ func TestModeStartupChecks(t *testing.T) {
 		want   string
 	}{
 		{"unknown defusr", func(c *config.Config) { c.DefUser = "tfd-no-such-user" }, false, "no such system user"},
-		{"missing userdb", func(c *config.Config) { c.UserDB = filepath.Join(t.TempDir(), "none") }, false, "no such file"},
 		{"multi-user without capabilities", func(c *config.Config) { c.UserDB = userDB(t, a+" pw") }, true, "CAP_SETUID"},
 		{"single-user without capabilities", func(c *config.Config) { c.DefUser = a }, true, "CAP_SETGID"},
 	}
@@ -386,9 +385,11 @@ func TestModeStartupChecks(t *testing.T) {
 			}
 		})
 	}
-	// With the capabilities, both modes start (and stop cleanly).
+	// With the capabilities, both modes start (and stop cleanly); a missing
+	// user database is reported but not fatal (LOGIN answers 40, TestLogin).
 	for _, ch := range []func(*config.Config){
 		func(c *config.Config) { c.UserDB = userDB(t, a+" pw") },
+		func(c *config.Config) { c.UserDB = filepath.Join(t.TempDir(), "none") },
 		func(c *config.Config) { c.DefUser = a },
 	} {
 		cfg := base()
@@ -616,6 +617,30 @@ func TestInjail(t *testing.T) {
 	}
 	if err := cl.Injail(ctx, "first", "jails/a"); err != nil {
 		t.Fatal(err)
+	}
+	// The transfer commands cannot read, replace or leave through the jail.
+	if _, err := cl.SHA256(ctx, "inside"); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"jail.key", "/jail.key", "../secret", "up", "abs", "sub/../../secret"} {
+		if _, err := cl.SHA256(ctx, name); failedCode(err) != tfproto.CodeAccessDenied {
+			t.Errorf("SHA256 %s in the jail: %v, want FAILED 1", name, err)
+		}
+		var got strings.Builder
+		if _, err := cl.Download(ctx, name, &got); err == nil || got.Len() != 0 {
+			t.Errorf("SDOWN %s in the jail: %q %v", name, got.String(), err)
+		}
+	}
+	for _, name := range []string{"jail.key", "../secret", "up"} {
+		if _, err := cl.SendFile(ctx, name, strings.NewReader("replaced"), true); failedCode(err) != tfproto.CodeAccessDenied {
+			t.Errorf("SNDFILE %s in the jail: %v, want FAILED 1", name, err)
+		}
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "jails", "a", "jail.key")); string(b) != "first\ntok-a\ncr\r\n" {
+		t.Errorf("jail.key now holds %q", b)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "secret")); string(b) != "s" {
+		t.Errorf("secret now holds %q", b)
 	}
 }
 

@@ -123,9 +123,13 @@ func authStart(s *Server) error {
 		if err := auth.CheckCapabilities(); err != nil {
 			return fmt.Errorf("multi-user mode (userdb %s): %w", cfg.UserDB, err)
 		}
+		// The database is read again at every LOGIN; a missing or unreadable
+		// one is not fatal (LOGIN answers FAILED 40 until it is fixed, as in
+		// the reference), but it is reported now.
 		db, err := auth.Load(cfg.UserDB)
 		if err != nil {
-			return fmt.Errorf("multi-user mode: %w", err)
+			s.log.Error("multi-user mode: cannot read the user database; LOGIN answers FAILED 40 until it can", "err", err)
+			break
 		}
 		for _, w := range db.Warnings() {
 			s.log.Warn("userdb", "file", cfg.UserDB, "warning", w)
