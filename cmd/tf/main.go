@@ -79,7 +79,15 @@ func (e *env) dial(ctx context.Context) (*client.Client, error) {
 	}
 	dctx, cancel := context.WithTimeout(ctx, e.conn.timeout)
 	defer cancel()
-	return client.Dial(dctx, e.conn.addr, opts)
+	c, err := client.Dial(dctx, e.conn.addr, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := sessionSetup(dctx, c); err != nil { // LOGIN and INJAIL (auth.go)
+		c.Close()
+		return nil, err
+	}
+	return c, nil
 }
 
 func main() {
