@@ -48,6 +48,7 @@ type Client struct {
 	conn   *tfproto.Conn
 	broken error
 	key    []byte
+	gw     *Gateway // the open gateway, if any (gateway.go)
 }
 
 // ErrBroken is returned after a cancelled or failed exchange left the session
@@ -115,6 +116,11 @@ func (c *Client) SessionKey() []byte { return append([]byte(nil), c.key...) }
 func (c *Client) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if g := c.gw; g != nil {
+		// Stop the gateway's reader before the Conn is released.
+		c.nc.Close()
+		g.abort()
+	}
 	if c.broken == nil {
 		c.nc.SetWriteDeadline(time.Now().Add(time.Second))
 		c.conn.WriteFrameString("END")

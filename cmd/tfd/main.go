@@ -2,6 +2,7 @@
 //
 //	tfd [serve] [flags]   serve (the default; see tfd serve -h)
 //	tfd keygen DIR        write a new RSA-2048 key pair into DIR
+//	tfd proxy --to H:P    transparent proxy to another server (see tfd proxy -h)
 //	tfd version           print the version
 //
 // With no flags, tfd serves on the embedded default: ./tfdata holds the key pair

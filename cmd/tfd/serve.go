@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -257,15 +258,36 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", cfg.ListenAddr())
+	ln, pc, err := listenBoth(cfg.ListenAddr())
 	if err != nil {
-		return fmt.Errorf("listen: %w", err)
+		return err
 	}
 	printBanner(cfg, ln.Addr().String(), pubPath)
 	if host, _, _ := net.SplitHostPort(cfg.ListenAddr()); cfg.Hash == "testhash" && !isLoopback(host) {
 		log.Warn("listening beyond loopback with the default hash \"testhash\": set --hash or the config's hash")
 	}
-	return srv.Serve(ctx, ln)
+	udpDone := make(chan error, 1)
+	go func() { udpDone <- srv.ServeUDP(ctx, pc) }()
+	err = srv.Serve(ctx, ln)
+	stop()
+	return errors.Join(err, <-udpDone)
+}
+
+// listenBoth listens on TCP addr and on UDP with the same host and the TCP
+// listener's port number (the UDP services share it, WIRE.md §6; with port 0
+// the UDP socket takes the port the kernel gave TCP).
+func listenBoth(addr string) (net.Listener, net.PacketConn, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listen: %w", err)
+	}
+	host, _, _ := net.SplitHostPort(addr)
+	pc, err := net.ListenPacket("udp", net.JoinHostPort(host, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)))
+	if err != nil {
+		ln.Close()
+		return nil, nil, fmt.Errorf("listen udp: %w", err)
+	}
+	return ln, pc, nil
 }
 
 func isLoopback(host string) bool {

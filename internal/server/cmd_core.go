@@ -2,7 +2,6 @@ package server
 
 import (
 	"fmt"
-	"os"
 	"strconv"
 	"time"
 
@@ -134,14 +133,16 @@ func cmdFTOD(s *session, args string) error {
 	return s.okText(strconv.FormatInt(t.Unix(), 10))
 }
 
-// PROCKEY: "/<unix-seconds><pid>" like the reference, plus the node-unique
-// session number, so that no two sessions of one node share a key.
+// PROCKEY: a key unique on the node, registered for the UDP checks until the
+// session ends (see netcheck.go and udp.Registry for its form).
 func cmdProcKey(s *session, _ string) error {
 	if s.prockey == "" {
-		s.prockey = fmt.Sprintf("/%d%d%d", s.start.Unix(), os.Getpid(), s.id)
-		if len(s.prockey) > 39 {
+		key, err := s.srv.chk.keys.Register(&s.chk.state)
+		if err != nil {
+			s.log.Warn("prockey", "err", err)
 			return s.fail(tfproto.CodeNoProcKey)
 		}
+		s.prockey = key
 	}
 	return s.okText(s.prockey)
 }

@@ -18,6 +18,9 @@ type family struct {
 	start func(*Server) error
 	// stop runs once when the server has shut down (optional).
 	stop func(*Server)
+	// sessionStart runs when a connection is accepted, before the handshake,
+	// on the session's goroutine (optional).
+	sessionStart func(*session)
 	// sessionEnd runs when a session ends, on the session's goroutine
 	// (optional): release what the family holds for it.
 	sessionEnd func(*session)
@@ -53,6 +56,14 @@ func (s *Server) stopFamilies() {
 	for i := len(families) - 1; i >= 0; i-- {
 		if f := families[i]; f.stop != nil {
 			f.stop(s)
+		}
+	}
+}
+
+func (sess *session) startFamilies() {
+	for _, f := range families {
+		if f.sessionStart != nil {
+			f.sessionStart(sess)
 		}
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/tfd-project/tfd/internal/config"
 	"github.com/tfd-project/tfd/internal/gateway"
 	"github.com/tfd-project/tfd/internal/metrics"
+	"github.com/tfd-project/tfd/internal/notify"
 	"github.com/tfd-project/tfd/internal/tlb"
 	"github.com/tfd-project/tfd/tfproto"
 )
@@ -45,10 +46,18 @@ type Server struct {
 	// default, replaced by the cluster's through Options.
 	bus     gateway.Bus
 	tlbPool tlb.Pool
+
+	// chk is the netcheck family's state: process keys, OOB watcher, UDP.
+	chk netcheckServer
+	// ntfy is the notification family's inotify hub, shared by its sessions.
+	ntfy *notify.Hub
 	// metrics is nil when metrics are off (its methods are nil-safe).
 	metrics *metrics.Metrics
 	// auth is the auth family's state (cmd_auth.go).
 	auth authServer
+
+	// gw is the gateway family's state (gateway.go).
+	gw gatewayServer
 }
 
 // WithMetrics makes the server record Prometheus metrics into m.
@@ -221,7 +230,7 @@ func (s *Server) shutdown() {
 	case <-time.After(s.cfg.ShutdownTimeout):
 		s.mu.Lock()
 		for sess := range s.sessions {
-			sess.conn.Close()
+			sess.nc.Close() // the session goroutine releases its buffers itself
 		}
 		s.mu.Unlock()
 		<-done

@@ -41,6 +41,12 @@ type session struct {
 	auth authSession
 	// lockName is the LOCK file name ("" = locking off).
 	lockName string //lint:ignore U1000 set by LOCK (fs family)
+	// tlb is the session's TLB rotation (tlb.go).
+	tlb tlbSession
+	// chk is the netcheck family's state: OOB counter and registrations.
+	chk netcheckSession
+	// ntfy is the notification family's watch list.
+	ntfy notifySession
 }
 
 func newSession(srv *Server, nc net.Conn, id uint64) *session {
@@ -69,6 +75,7 @@ func (s *session) serve(ctx context.Context) {
 		s.srv.metrics.SessionClosed(rx, tx)
 		s.log.Info("session end", "reason", reason, "duration", time.Since(s.start).Round(time.Millisecond), "rx_bytes", rx, "tx_bytes", tx)
 	}()
+	s.startFamilies()
 	if quick := tuneConn(s.nc); quick != nil {
 		s.conn.AfterRead = quick
 	}

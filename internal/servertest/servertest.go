@@ -15,6 +15,7 @@ import (
 
 	"github.com/tfd-project/tfd/client"
 	"github.com/tfd-project/tfd/internal/config"
+	"github.com/tfd-project/tfd/internal/proxy"
 	"github.com/tfd-project/tfd/internal/server"
 	"github.com/tfd-project/tfd/tfproto"
 )
@@ -37,8 +38,15 @@ func Key(t testing.TB) *rsa.PrivateKey {
 
 // Server is a running test server.
 type Server struct {
-	// Addr is the TCP address, "127.0.0.1:port".
+	// Addr is the TCP address, "127.0.0.1:port": the server's, or with
+	// TFD_TEST_VIA_PROXY=1 the transparent proxy's in front of it (UDP on the
+	// same port number is relayed too).
 	Addr string
+	// Direct is the server's own address (Addr without a proxy).
+	Direct string
+	// UDPAddr is the UDP services' address: the same port number as Addr
+	// (the proxy's when TFD_TEST_VIA_PROXY=1).
+	UDPAddr string
 	// Root is the dbdir, a fresh temporary directory.
 	Root string
 	// Config is the server's configuration.
@@ -52,7 +60,8 @@ type Server struct {
 	done   chan error
 }
 
-// Start runs a server on 127.0.0.1:0 with a fresh dbdir, proto "0.0" and hash
+// Start runs a server on 127.0.0.1:0 (or the config's Listen address, when a
+// change sets one) with a fresh dbdir, proto "0.0" and hash
 // "testhash", after applying the given changes to its config. The server stops
 // when the test ends.
 func Start(t testing.TB, changes ...func(*config.Config)) *Server {
@@ -87,21 +96,85 @@ func StartOpts(t testing.TB, opts []server.Option, changes ...func(*config.Confi
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	host := "127.0.0.1"
+	if cfg.Listen != "" {
+		h, _, err := net.SplitHostPort(cfg.Listen) // e.g. "[::1]:0" for IPv6 tests
+		if err != nil {
+			t.Fatal(err)
+		}
+		host = h
+	}
+	ln, pc := listenTCPUDP(t, host)
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{Addr: ln.Addr().String(), Direct: ln.Addr().String(), UDPAddr: pc.LocalAddr().String(), Root: cfg.DBDir, Config: cfg, Srv: srv, PublicKeyPEM: pub, cancel: cancel, done: make(chan error, 2)}
+	go func() { s.done <- srv.Serve(ctx, ln) }()
+	go func() { s.done <- srv.ServeUDP(ctx, pc) }()
+	t.Cleanup(s.Stop)
+	if ViaProxy() {
+		s.Addr, _ = StartProxy(t, s.Direct)
+		s.UDPAddr = s.Addr
+	}
+	return s
+}
+
+// ViaProxy reports whether the environment (TFD_TEST_VIA_PROXY=1) asks for
+// every test server to be reached through a transparent proxy, so the whole
+// integration suite checks that the proxy is invisible.
+func ViaProxy() bool { return os.Getenv("TFD_TEST_VIA_PROXY") == "1" }
+
+// StartProxy runs a transparent proxy to upstream on 127.0.0.1, TCP and UDP on
+// one port number, until the test ends, and returns its address.
+func StartProxy(t testing.TB, upstream string, changes ...func(*proxy.Config)) (string, *proxy.Proxy) {
+	t.Helper()
+	cfg := proxy.Config{Upstream: upstream, ShutdownTimeout: 2 * time.Second}
+	if testing.Verbose() {
+		cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	for _, ch := range changes {
+		ch(&cfg)
+	}
+	p, err := proxy.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	ln, pc := listenTCPUDP(t, "127.0.0.1")
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{Addr: ln.Addr().String(), Root: cfg.DBDir, Config: cfg, Srv: srv, PublicKeyPEM: pub, cancel: cancel, done: make(chan error, 1)}
-	go func() { s.done <- srv.Serve(ctx, ln) }()
-	t.Cleanup(s.Stop)
-	return s
+	done := make(chan error, 1)
+	go func() { done <- p.Serve(ctx, ln, pc) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("proxy: %v", err)
+		}
+	})
+	return ln.Addr().String(), p
+}
+
+// listenTCPUDP listens on host:0 for TCP and on the same port for UDP.
+func listenTCPUDP(t testing.TB, host string) (net.Listener, net.PacketConn) {
+	t.Helper()
+	var last error
+	for range 20 {
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pc, err := net.ListenPacket("udp", ln.Addr().String())
+		if err == nil {
+			return ln, pc
+		}
+		ln.Close()
+		last = err
+	}
+	t.Fatalf("no port free for both TCP and UDP: %v", last)
+	return nil, nil
 }
 
 // Stop shuts the server down and waits for it. It is safe to call twice.
 func (s *Server) Stop() {
 	s.cancel()
 	if s.done != nil {
+		<-s.done
 		<-s.done
 		s.done = nil
 	}
@@ -126,9 +199,10 @@ func (s *Server) Dial(t testing.TB) *client.Client {
 }
 
 // Context returns a context for one test step, cancelled when the test ends or
-// after 30 seconds.
+// after two minutes: generous, because a 64 MiB transfer under -race on a
+// loaded two-core machine takes half a minute; a hang still fails the test.
 func Context(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	return ctx
 }
