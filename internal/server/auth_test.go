@@ -177,8 +177,8 @@ func TestLogin(t *testing.T) {
 		{"LOGIN " + a + " hashed pw", f39},
 		{"LOGIN " + b + " plainpw", f39},
 	})
-	if _, err := strconv.Atoi(strings.TrimPrefix(servertest.Command(t, c, "PROCKEY"), "OK /")); err != nil {
-		t.Error("PROCKEY after LOGIN")
+	if got := servertest.Command(t, c, "PROCKEY"); !strings.HasPrefix(got, "OK /") {
+		t.Errorf("PROCKEY after LOGIN: %q", got)
 	}
 	// PROCKEY and END run before LOGIN.
 	c2 := srv.DialHandshake(t)

@@ -102,8 +102,7 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Server, error) 
 		o(s)
 	}
 	if err := s.startFamilies(); err != nil {
-		s.stopFamilies()
-		return nil, err
+		return nil, err // startFamilies stopped what it had started
 	}
 	return s, nil
 }
