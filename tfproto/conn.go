@@ -65,6 +65,11 @@ func NewConn(nc net.Conn) *Conn {
 	return &Conn{nc: nc, r: bufio.NewReaderSize(nc, 16*1024)}
 }
 
+// SetSource makes reads come from r, a wrapper of the same connection (the
+// server's OOB-aware reader), keeping the read buffer. Call it before the first
+// read.
+func (c *Conn) SetSource(r io.Reader) { c.r.Reset(r) }
+
 // NetConn returns the underlying connection.
 func (c *Conn) NetConn() net.Conn { return c.nc }
 

@@ -6,7 +6,6 @@ import (
 
 	"github.com/tfd-project/tfd/internal/tlb"
 	"github.com/tfd-project/tfd/internal/udp"
-	"github.com/tfd-project/tfd/tfproto"
 )
 
 // The netcheck family (WIRE.md §5.23, §6): the node-wide registry of process
@@ -61,7 +60,7 @@ func netcheckSessionStart(s *session) {
 	// Reads take a pending urgent byte first (see udp.Conn), so none is lost
 	// to an in-band read; nothing has been read yet, so s.conn can change.
 	if c, err := udp.Conn(s.nc, &s.chk.state); err == nil {
-		s.conn = tfproto.NewConn(c)
+		s.conn.SetSource(c)
 	}
 	if s.srv.chk.oob == nil {
 		return

@@ -1,5 +1,3 @@
-//lint:file-ignore U1000 shared helpers of the file-command families (fs_*.go, transfer.go, hpfi.go)
-
 package server
 
 import (
@@ -12,10 +10,12 @@ import (
 )
 
 // resolve maps a client path to a name relative to the session root, or answers
-// FAILED 1 (WIRE.md §4.3). Every handler resolves its paths through here and then
+// FAILED 1 (WIRE.md §4.3): NUL, over-long names, ".." above the root, and
+// parent directories reached through a symlink that points out are refused;
+// staging names are not the client's. Every handler resolves its paths through here and then
 // uses s.fs.Root() with the result; nothing joins host paths by hand.
 func (s *session) resolve(p string) (string, bool) {
-	name, err := vfs.Clean(p)
+	name, err := s.fs.Resolve(p)
 	if err != nil {
 		return "", false
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -96,16 +97,61 @@ func escapes(p string) bool {
 	return false
 }
 
-// MapError turns an os.Root error for a path that escapes into ErrAccess and
-// returns other errors unchanged.
-func MapError(err error) error {
-	if err == nil {
+// errEscapes is the os package's (unexported) "path escapes from parent"
+// error, learnt once by provoking it, so that MapError can match it with
+// errors.Is instead of comparing message strings. os.Root refuses an absolute
+// name lexically, before any system call, so probing costs one open of "/".
+var errEscapes = sync.OnceValue(func() error {
+	r, err := os.OpenRoot("/")
+	if err != nil {
 		return nil
 	}
-	if strings.Contains(err.Error(), "path escapes from parent") {
+	defer r.Close()
+	_, err = r.Lstat("/")
+	var pe *os.PathError
+	if errors.As(err, &pe) && pe.Err != nil {
+		return pe.Err
+	}
+	return nil
+})
+
+// IsEscape reports whether err is os.Root's refusal of a name that leaves the
+// root (through "..", an absolute name or a symlink pointing out).
+func IsEscape(err error) bool {
+	if err == nil {
+		return false
+	}
+	if e := errEscapes(); e != nil {
+		return errors.Is(err, e)
+	}
+	// The probe could not run (no "/"?): fall back to the message.
+	return strings.Contains(err.Error(), "path escapes from parent")
+}
+
+// MapError turns an os.Root error for a path that escapes into one matching
+// ErrAccess and returns other errors unchanged.
+func MapError(err error) error {
+	if IsEscape(err) {
 		return fmt.Errorf("%w: %w", ErrAccess, err)
 	}
 	return err
+}
+
+// Resolve maps a client path to a root-relative name (see Clean) and checks
+// that it stays inside the root when followed to its end: a path that passes
+// through, or ends in, a symlink pointing out answers ErrAccess. A name that
+// does not exist yet is fine. Every later operation still goes through the
+// os.Root, so a symlink swapped in afterwards cannot lead out either (the
+// operation fails; see MapError).
+func (f *FS) Resolve(p string) (string, error) {
+	name, err := Clean(p)
+	if err != nil {
+		return "", err
+	}
+	if _, err := f.root.Stat(name); IsEscape(err) {
+		return "", fmt.Errorf("%w: %w", ErrAccess, err)
+	}
+	return name, nil
 }
 
 // FreeSpace returns the bytes available to unprivileged users on the root's
