@@ -908,3 +908,98 @@ func TestPersonaFileAccess(t *testing.T) {
 		t.Errorf("A SHA256 of B's file after CHMOD 644: %v", err)
 	}
 }
+
+// TestJailWithFileCommands: inside a jail, the file commands can neither reach
+// the jail's key (read, list, copy out, rename, replace, delete, even through
+// recursive commands on the jail root) nor leave the jail through "..",
+// absolute paths or symlinks; nothing outside changes.
+func TestJailWithFileCommands(t *testing.T) {
+	srv := servertest.Start(t, func(c *config.Config) { c.InJail = true; c.LoginFailDelay = time.Millisecond })
+	root := srv.Root
+	jail := filepath.Join(root, "jails", "a")
+	const key = "tok\n"
+	writeFile(t, filepath.Join(root, "secret"), "s", 0o644)
+	writeFile(t, filepath.Join(root, "outdir", "x"), "x", 0o644)
+	writeFile(t, filepath.Join(jail, "jail.key"), key, 0o644)
+	writeFile(t, filepath.Join(jail, "f"), "f", 0o644)
+	writeFile(t, filepath.Join(jail, "sub", "jail.key"), "nested\n", 0o644)
+	os.Symlink("../../secret", filepath.Join(jail, "up"))
+	os.Symlink("../../outdir", filepath.Join(jail, "updir"))
+	os.Symlink("/etc", filepath.Join(jail, "etc"))
+	outside := snapshot(t, filepath.Join(root, "outdir")) + snapshot(t, filepath.Join(root, "secret"))
+
+	cl := srv.Dial(t)
+	ctx := servertest.Context(t)
+	if err := cl.Injail(ctx, "tok", "jails/a"); err != nil {
+		t.Fatal(err)
+	}
+	ls, err := cl.ListRaw(ctx, "/", false)
+	if err != nil || strings.Contains(string(ls), "F: jail.key") || !strings.Contains(string(ls), "F: f\n") {
+		t.Errorf("LS / in the jail: %q %v", ls, err)
+	}
+	lsr, err := cl.ListRaw(ctx, "", true)
+	if err != nil || strings.Contains(string(lsr), "F: jail.key") || !strings.Contains(string(lsr), "F: sub/jail.key") {
+		t.Errorf("LSR in the jail: %q %v", lsr, err)
+	}
+	var got strings.Builder
+	if _, err := cl.ReceiveFile(ctx, "jail.key", &got, false); failedCode(err) != tfproto.CodeAccessDenied || got.Len() != 0 {
+		t.Errorf("RCVFILE jail.key: %q %v", got.String(), err)
+	}
+	c := srv.DialHandshake(t)
+	expect(t, c, []struct{ in, want string }{
+		{"INJAIL tok | jails/a", "OK"},
+		{"FSTAT jail.key", f1},
+		{"DEL jail.key", f1},
+		{"DEL /JAIL.KEY", f1},
+		{"TOUCH jail.key", f1},
+		{"MKDIR jail.key", f1},
+		{"RENAM jail.key | stolen", f1},
+		{"RENAM f | jail.key", f1},
+		{"COPY jail.key | stolen", f1},
+		{"COPY f | jail.key", f1},
+		{"CPDIR / | copy", "OK"},
+		{"XCOPY jail.key f | /", "OK"}, // skipped: the key is never a target
+		{"XDEL / jail.key", "OK"},      // the root's key is never matched
+		{"RMSECDIR jail.key | ", "FAILED 47 : Failed removing secure directory."},
+		// Escapes.
+		{"FSTAT ../../secret", f1},
+		{"DEL ../../secret", f1},
+		{"RMDIR ..", f1},
+		{"RMDIR updir", f1},
+		{"DEL up", f1},
+		{"COPY updir/x | got", f1},
+		{"COPY etc/passwd | got", f1},
+		{"CPDIR updir | got", f1},
+		{"RENAM f | ../f", f1},
+		{"MKDIR ../newdir", f1},
+		{"XDEL updir x", f1},
+		{"XDEL / secret", "OK"},
+	})
+	if _, err := os.Stat(filepath.Join(jail, "copy", "f")); err != nil {
+		t.Errorf("CPDIR / did not copy: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(jail, "copy", "jail.key")); err == nil {
+		t.Error("CPDIR copied the jail's key out")
+	}
+	// RMDIR / deletes the jail's content, never its key.
+	expect(t, c, []struct{ in, want string }{{"RMDIR /", "FAILED 15 : Directory to remove still exist."}})
+	for _, tt := range []string{"LS ..", "LS ../..", "LS updir", "LS etc", "LSR ../"} {
+		if got := servertest.Command(t, c, tt); got != f1 && got != "FAILED 10 : Directory does not exist." {
+			t.Errorf("%q: %q", tt, got)
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(jail, "jail.key")); err != nil || string(b) != key {
+		t.Errorf("jail.key after the attacks: %q %v", b, err)
+	}
+	ents, _ := os.ReadDir(jail)
+	if len(ents) != 1 {
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		t.Errorf("RMDIR / left %v in the jail, want only jail.key", names)
+	}
+	if now := snapshot(t, filepath.Join(root, "outdir")) + snapshot(t, filepath.Join(root, "secret")); now != outside {
+		t.Errorf("files outside the jail changed:\n%s\n%s", outside, now)
+	}
+}
