@@ -900,6 +900,52 @@ func TestPersonaFileAccess(t *testing.T) {
 			t.Errorf("the refused upload left %s behind", e.Name())
 		}
 	}
+	// With the file commands: A can neither read nor delete B's 0600 file.
+	var stolen strings.Builder
+	if _, err := ca.ReceiveFile(ctx, "b-secret", &stolen, false); err == nil || stolen.Len() != 0 {
+		t.Errorf("A RCVFILE of B's 0600 file: %q %v", stolen.String(), err)
+	}
+	if err := ca.Delete(ctx, "b-secret"); err == nil {
+		t.Error("A deleted B's file")
+	}
+	if err := ca.Rename(ctx, "b-secret", "taken"); err == nil {
+		t.Error("A renamed B's file")
+	}
+	if _, err := os.Stat(filepath.Join(srv.Root, "b-secret")); err != nil {
+		t.Fatalf("B's file is gone: %v", err)
+	}
+	// Directories and files A makes are A's; B cannot write into A's 0755 one.
+	if err := ca.Mkdir(ctx, "a-dir"); err != nil {
+		t.Fatal(err)
+	}
+	if err := ca.Touch(ctx, "a-dir/touched"); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"a-dir", "a-dir/touched"} {
+		if st := statOf(t, filepath.Join(srv.Root, name)); int(st.Uid) != pa.UID || int(st.Gid) != pa.GID {
+			t.Errorf("%s owned by %d:%d, want A's %d:%d", name, st.Uid, st.Gid, pa.UID, pa.GID)
+		}
+	}
+	if err := ca.Chmod(ctx, "a-dir", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := cb.Touch(ctx, "a-dir/from-b"); err == nil {
+		t.Error("B created a file in A's 0755 directory")
+	}
+	if err := cb.Delete(ctx, "a-dir/touched"); err == nil {
+		t.Error("B deleted a file in A's 0755 directory")
+	}
+	// B reads and deletes its own file.
+	var mine strings.Builder
+	if _, err := cb.ReceiveFile(ctx, "b-secret", &mine, false); err != nil || mine.String() != "only B" {
+		t.Errorf("B RCVFILE of its own file: %q %v", mine.String(), err)
+	}
+	if err := cb.Copy(ctx, "b-secret", "b-copy"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cb.Delete(ctx, "b-copy"); err != nil {
+		t.Errorf("B DEL of its own file: %v", err)
+	}
 	// B makes it readable: now A can read it.
 	if err := cb.Chmod(ctx, "b-secret", 0o644); err != nil {
 		t.Fatal(err)
