@@ -1049,3 +1049,47 @@ func TestJailWithFileCommands(t *testing.T) {
 		t.Errorf("files outside the jail changed:\n%s\n%s", outside, now)
 	}
 }
+
+// TestJailKeyNeverNotified: notification mode, which lets the client delete
+// the files it is told about, never offers the jail's key.
+func TestJailKeyNeverNotified(t *testing.T) {
+	srv := servertest.Start(t, func(c *config.Config) { c.InJail = true })
+	jail := filepath.Join(srv.Root, "j")
+	writeFile(t, filepath.Join(jail, "jail.key"), "tok\n", 0o644)
+	cl := srv.Dial(t)
+	ctx := servertest.Context(t)
+	if err := cl.Injail(ctx, "tok", "j"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.AddNotify(ctx, "", "/"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.AddNotify(ctx, "jail", ""); err != nil {
+		t.Fatal(err)
+	}
+	st, err := cl.StartNotify(ctx, "0.01")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The key is there from the first sweep on; the first file offered must
+	// still be the one written now.
+	writeFile(t, filepath.Join(jail, "later"), "x", 0o644)
+	n, err := st.Next(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.Name != "later" {
+		t.Fatalf("notified %+v, want later", n)
+	}
+	if err := st.Answer(ctx, client.Delete); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(jail, "again"), "x", 0o644)
+	if n, err := st.Next(ctx); err != nil || n.Name != "again" {
+		t.Fatalf("second notification %+v %v", n, err)
+	}
+	st.Answer(ctx, client.End)
+	if b, err := os.ReadFile(filepath.Join(jail, "jail.key")); err != nil || string(b) != "tok\n" {
+		t.Fatalf("jail.key: %q %v", b, err)
+	}
+}
