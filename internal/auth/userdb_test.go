@@ -239,3 +239,17 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkVerify measures one LOGIN password check (argon2id with
+// DefaultParams).
+func BenchmarkVerify(b *testing.B) {
+	db, err := Parse(strings.NewReader("alice " + mustHash(b, "pw") + "\n"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if !db.Verify("alice", "pw") {
+			b.Fatal("no match")
+		}
+	}
+}
