@@ -356,6 +356,7 @@ func TestModeStartupChecks(t *testing.T) {
 		{"unknown defusr", func(c *config.Config) { c.DefUser = "tfd-no-such-user" }, false, "no such system user"},
 		{"multi-user without capabilities", func(c *config.Config) { c.UserDB = userDB(t, a+" pw") }, true, "CAP_SETUID"},
 		{"single-user without capabilities", func(c *config.Config) { c.DefUser = a }, true, "CAP_SETGID"},
+		{"single-user as oneself needs no capabilities", func(c *config.Config) { c.DefUser = "root" }, true, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -376,10 +377,19 @@ func TestModeStartupChecks(t *testing.T) {
 						return
 					}
 				}
-				_, err := server.New(cfg, nil)
+				srv, err := server.New(cfg, nil)
+				if err == nil {
+					stopUnserved(t, srv)
+				}
 				errc <- err
 			}()
 			err := <-errc
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("New: %v", err)
+				}
+				return
+			}
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("New: %v, want an error mentioning %q", err, tt.want)
 			}
@@ -390,6 +400,7 @@ func TestModeStartupChecks(t *testing.T) {
 	for _, ch := range []func(*config.Config){
 		func(c *config.Config) { c.UserDB = userDB(t, a+" pw") },
 		func(c *config.Config) { c.UserDB = filepath.Join(t.TempDir(), "none") },
+		func(c *config.Config) { c.DefUser = "root" }, // the daemon's own user: no switch needed
 		func(c *config.Config) { c.DefUser = a },
 	} {
 		cfg := base()
@@ -398,15 +409,22 @@ func TestModeStartupChecks(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		cancel()
-		if err := srv.Serve(ctx, ln); err != nil {
-			t.Fatal(err)
-		}
+		stopUnserved(t, srv)
+	}
+}
+
+// stopUnserved shuts down a server that was made but never served, so that the
+// families it started stop.
+func stopUnserved(t *testing.T, srv *server.Server) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := srv.Serve(ctx, ln); err != nil {
+		t.Error(err)
 	}
 }
 
