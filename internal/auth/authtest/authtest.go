@@ -35,7 +35,18 @@ func NewUser(t testing.TB) string {
 	name := "tfdt" + hex.EncodeToString(b)
 	run(t, "useradd", "-M", "-U", "-s", "/bin/false", name)
 	t.Cleanup(func() {
-		exec.Command("userdel", name).Run()
+		// userdel refuses while a thread still has the user's ids; a
+		// session's persona thread exits just after its server stops, so
+		// retry for a while, then force.
+		for i := 0; exec.Command("userdel", name).Run() != nil; i++ {
+			if i == 100 {
+				if out, err := exec.Command("userdel", "-f", name).CombinedOutput(); err != nil {
+					t.Errorf("userdel -f %s: %v: %s", name, err, out)
+				}
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 		exec.Command("groupdel", name).Run() // when userdel left the group
 	})
 	return name
