@@ -38,6 +38,13 @@ import (
 //     locked, and the Go runtime then terminates the thread instead of putting
 //     it back in the pool (runtime.LockOSThread's documentation; golang/go#20395,
 //     Go 1.10), so no other goroutine ever runs with these credentials.
+//     One exception: the process's main thread (the runtime's m0) is never
+//     terminated; a locked goroutine that exits there leaves the thread parked
+//     for good ("This is the main thread. Just wedge it", runtime/proc.go
+//     mexit). Become therefore refuses to run on the main thread, and binaries
+//     that serve sessions lock their main goroutine to the main thread from an
+//     init function (LockMainThread), so that no session goroutine is ever
+//     scheduled there.
 //  4. New threads never inherit them. A thread created by clone(2) copies its
 //     creator's credentials, but since Go 1.10 the runtime never creates an M
 //     from a locked M: runtime.newm checks gp.m.lockedExt and hands the clone to
@@ -123,6 +130,9 @@ func (p *Persona) IsProcessUser() bool {
 // identity: the caller must end the session (the thread dies with it).
 func (p *Persona) Become() error {
 	runtime.LockOSThread()
+	if unix.Gettid() == unix.Getpid() {
+		return errors.New("refusing to give the process's main thread a persona: the runtime never ends that thread (call auth.LockMainThread from an init function of package main)")
+	}
 	gids := make([]uint32, len(p.Groups))
 	for i, g := range p.Groups {
 		gids[i] = uint32(g)
@@ -143,6 +153,13 @@ func (p *Persona) Become() error {
 	}
 	return nil
 }
+
+// LockMainThread wires the calling goroutine to the thread it runs on for
+// good. Called from an init function of package main (or of a test package),
+// it keeps the main goroutine on the process's main thread, so no session
+// goroutine ever runs there (see Become). Init functions run on the main
+// thread, and LockOSThread there makes main run on it too (runtime docs).
+func LockMainThread() { runtime.LockOSThread() }
 
 // setFS calls setfsuid or setfsgid, then calls it again with the same id: the
 // second call returns the id in force, which must be the one asked for.

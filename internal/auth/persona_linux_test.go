@@ -172,9 +172,11 @@ func TestPersonaThreadIsolation(t *testing.T) {
 		t.Error("daemon goroutine created a file not owned by root")
 	}
 	// The locked thread dies once its goroutine has exited. Its exit is
-	// asynchronous to the channel send, so wait for it (bounded by the test
-	// timeout; a leak shows as a hang, not as a flaky comparison).
-	for threadsWithFSUID(t, p.UID) != 0 {
+	// asynchronous to the channel send, so wait for it, generously.
+	for i := 0; threadsWithFSUID(t, p.UID) != 0; i++ {
+		if i == 1000 {
+			t.Fatal("the persona's thread is still alive 10 s after its goroutine ended")
+		}
 		unix.Nanosleep(&unix.Timespec{Nsec: 10e6}, nil)
 	}
 }
