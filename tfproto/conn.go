@@ -44,8 +44,9 @@ type Conn struct {
 	nc net.Conn
 	r  *bufio.Reader
 
-	// AfterRead, if set, runs after every completed read of a frame or field; the
-	// server uses it to re-arm TCP_QUICKACK.
+	// AfterRead, if set, runs after every completed read of a frame or field
+	// that had to take bytes from the socket (not when they were all buffered
+	// already); the server uses it to re-arm TCP_QUICKACK.
 	AfterRead func()
 
 	rx      *Cipher // guarded by the reader (one reader at a time)
@@ -60,9 +61,14 @@ type Conn struct {
 	txBytes atomic.Int64
 }
 
+// readBufSize is the socket read buffer of a connection. Reads of a field at
+// least this long go straight from the socket into the caller's buffer, so it
+// only has to hold a few small fields; small keeps idle sessions cheap.
+const readBufSize = 4096
+
 // NewConn wraps nc. Nothing is enciphered until SetCiphers.
 func NewConn(nc net.Conn) *Conn {
-	return &Conn{nc: nc, r: bufio.NewReaderSize(nc, 16*1024)}
+	return &Conn{nc: nc, r: bufio.NewReaderSize(nc, readBufSize)}
 }
 
 // SetSource makes reads come from r, a wrapper of the same connection (the
@@ -125,8 +131,12 @@ func (c *Conn) decrypt(b []byte) {
 }
 
 func (c *Conn) readFull(b []byte) error {
+	fromSocket := c.r.Buffered() < len(b)
 	n, err := io.ReadFull(c.r, b)
 	c.rxBytes.Add(int64(n))
+	if err == nil && fromSocket && c.AfterRead != nil {
+		c.AfterRead()
+	}
 	return err
 }
 
@@ -136,9 +146,6 @@ func (c *Conn) ReadField(b []byte) error {
 		return err
 	}
 	c.decrypt(b)
-	if c.AfterRead != nil {
-		c.AfterRead()
-	}
 	return nil
 }
 
@@ -196,9 +203,6 @@ func (c *Conn) ReadBody(n int) ([]byte, error) {
 		b = (*c.lent)[:n]
 	}
 	if n == 0 {
-		if c.AfterRead != nil {
-			c.AfterRead()
-		}
 		return b, nil
 	}
 	if err := c.ReadField(b); err != nil {

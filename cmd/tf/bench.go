@@ -17,8 +17,12 @@ type benchmark struct {
 
 var benchmarks = map[string]benchmark{}
 
-//lint:ignore U1000 bench modes register themselves from bench_*.go
-func registerBench(name string, b benchmark) { benchmarks[name] = b }
+func registerBench(name string, b benchmark) {
+	if _, dup := benchmarks[name]; dup {
+		panic("tf: bench mode " + name + " registered twice")
+	}
+	benchmarks[name] = b
+}
 
 // figure is one measured value: printed as one line, or as JSON with --json.
 type figure struct {

@@ -17,7 +17,7 @@ import (
 
 func init() {
 	registerBench("gateway", benchmark{
-		usage:   "gateway [-pairs P] [-size S] [-duration D] [-window W] [-addr2 ADDR]",
+		usage:   "gateway [-pairs P] [-size S] [-duration D] [-window W] [-addr2 ADDR | -cross-node]",
 		summary: "P peer pairs exchange S-byte messages through XS_GATEWAY for D: delivered msgs/s, drops, p50/p99 latency",
 		run:     benchGateway,
 	})
@@ -66,10 +66,13 @@ func benchGateway(ctx context.Context, e *env, args []string) ([]figure, error) 
 	fs.DurationVar(&cfg.duration, "duration", 5*time.Second, "how long the peers send")
 	fs.IntVar(&cfg.window, "window", 64, "most messages in flight per direction of a pair (0 = send as fast as possible: drops show the relay's limits)")
 	fs.StringVar(&cfg.addr2, "addr2", "", "address the second peer of each pair connects to (cross-node runs); default the same server")
+	crossNode := fs.Bool("cross-node", false, "put the second peer of each pair on another node of the -addr server's cluster (found through its TLB)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	switch {
+	case *crossNode && cfg.addr2 != "":
+		return nil, usageError("bench gateway: -cross-node finds the second node itself; drop -addr2")
 	case cfg.pairs < 1:
 		return nil, usageError("bench gateway: -pairs must be at least 1")
 	case cfg.size < gwBenchHeader || cfg.size > client.MaxGatewayMessage:
@@ -78,6 +81,14 @@ func benchGateway(ctx context.Context, e *env, args []string) ([]figure, error) 
 		return nil, usageError("bench gateway: -duration must be positive")
 	case cfg.window < 0:
 		return nil, usageError("bench gateway: -window must be 0 or more")
+	}
+	if *crossNode {
+		addr2, err := crossNodeAddr(ctx, e)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(e.stderr, "cross-node: pairs between %s and %s\n", e.conn.addr, addr2)
+		cfg.addr2 = addr2
 	}
 	return runGatewayBench(ctx, e, cfg)
 }

@@ -15,7 +15,7 @@ func init() {
 		run: func(ctx context.Context, e *env, args []string) error { return listVerb(ctx, e, args, false) }})
 	register("lsr", verb{usage: "lsr [PATH]", summary: "list a directory tree (LSR)",
 		run: func(ctx context.Context, e *env, args []string) error { return listVerb(ctx, e, args, true) }})
-	register("get", verb{usage: "get REMOTE [LOCAL]", summary: "download a file (RCVFILE) to LOCAL or stdout",
+	register("rcvfile", verb{usage: "rcvfile REMOTE [LOCAL]", summary: "download a file with RCVFILE to LOCAL or stdout",
 		run: func(ctx context.Context, e *env, args []string) error {
 			if len(args) < 1 || len(args) > 2 {
 				return usageError("get needs REMOTE [LOCAL]")

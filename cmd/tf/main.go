@@ -33,7 +33,12 @@ type verb struct {
 
 var verbs = map[string]verb{}
 
-func register(name string, v verb) { verbs[name] = v }
+func register(name string, v verb) {
+	if _, dup := verbs[name]; dup {
+		panic("tf: verb " + name + " registered twice")
+	}
+	verbs[name] = v
+}
 
 // env is what a verb gets: its output streams and a way to connect.
 type env struct {

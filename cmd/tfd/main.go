@@ -28,7 +28,12 @@ type subcommand struct {
 
 var subcommands = map[string]subcommand{}
 
-func register(name string, sc subcommand) { subcommands[name] = sc }
+func register(name string, sc subcommand) {
+	if _, dup := subcommands[name]; dup {
+		panic("tfd: subcommand " + name + " registered twice")
+	}
+	subcommands[name] = sc
+}
 
 func main() {
 	args := os.Args[1:]

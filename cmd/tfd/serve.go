@@ -222,8 +222,10 @@ func keygen(args []string) error {
 
 func serve(args []string) error {
 	var f serveFlags
+	var cf clusterFlags
 	fset := flag.NewFlagSet("tfd serve", flag.ContinueOnError)
 	f.register(fset)
+	cf.register(fset)
 	if err := fset.Parse(args); err != nil {
 		return err
 	}
@@ -254,7 +256,12 @@ func serve(args []string) error {
 			}
 		}()
 	}
-	srv, err := server.New(cfg, log, opts...)
+	cl, err := startCluster(&cf, cfg, log) // cluster.go; nil when not clustered
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	srv, err := server.New(cfg, log, append(opts, cl.serverOptions()...)...)
 	if err != nil {
 		return err
 	}
@@ -263,6 +270,11 @@ func serve(args []string) error {
 		return err
 	}
 	printBanner(cfg, ln.Addr().String(), pubPath)
+	if err := cl.attach(srv, ln.Addr().String()); err != nil {
+		ln.Close()
+		pc.Close()
+		return err
+	}
 	if host, _, _ := net.SplitHostPort(cfg.ListenAddr()); cfg.Hash == "testhash" && !isLoopback(host) {
 		log.Warn("listening beyond loopback with the default hash \"testhash\": set --hash or the config's hash")
 	}

@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tfd-project/tfd/client"
 	"github.com/tfd-project/tfd/internal/metrics"
@@ -55,5 +56,36 @@ func TestMetricsAfterScriptedSession(t *testing.T) {
 	}
 	if !strings.Contains(text, `tfd_session_bytes_total{direction="in"}`) {
 		t.Error("no byte counters")
+	}
+}
+
+// scrapeUntil scrapes m's /metrics until every wanted line is present, failing
+// the test with the missing lines after ten seconds. Counters that move after a
+// reply has left (the command counter) need the wait; nothing is timed.
+func scrapeUntil(t *testing.T, m *metrics.Metrics, wants []string) {
+	t.Helper()
+	hs := httptest.NewServer(m.Handler())
+	defer hs.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get(hs.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var missing []string
+		for _, want := range wants {
+			if !strings.Contains(string(body), want+"\n") {
+				missing = append(missing, want)
+			}
+		}
+		if len(missing) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("metrics lack %q", missing)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
