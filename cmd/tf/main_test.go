@@ -16,12 +16,18 @@ import (
 // runTF runs tf against srv and returns exit code, stdout and stderr.
 func runTF(t *testing.T, srv *servertest.Server, args ...string) (int, string, string) {
 	t.Helper()
+	return runTFEnv(t, srv, nil, args...)
+}
+
+// runTFEnv is runTF with the environment tf sees given as a map.
+func runTFEnv(t *testing.T, srv *servertest.Server, environ map[string]string, args ...string) (int, string, string) {
+	t.Helper()
 	pub := filepath.Join(t.TempDir(), "public.pem")
 	if err := os.WriteFile(pub, srv.PublicKeyPEM, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	full := append([]string{"--addr", srv.Addr, "--pubkey", pub}, args...)
-	return runWith(t, nil, full...)
+	return runWith(t, environ, full...)
 }
 
 // runTFEnv runs tf with no connection flags, the environment given as a map

@@ -23,7 +23,8 @@ import (
 // $XDG_CONFIG_HOME/tf/profile (~/.config/tf/profile) when that file exists.
 //
 // A profile is "key value" lines; "#" starts a comment line; the keys are the
-// flag names (addr, proto, hash, pubkey, timeout, user, password-file).
+// flag names (addr, proto, hash, pubkey, timeout, user, password-file,
+// jail-token, jail).
 // Relative paths in a profile are relative to the profile's directory.
 
 // setting describes one connection setting.
@@ -43,6 +44,8 @@ var settingTable = []setting{
 	{name: "timeout", env: "TF_TIMEOUT", def: "30s", help: "connect and handshake timeout"},
 	{name: "user", env: "TF_USER", help: "log in as this user before running the verb (multi-user servers)"},
 	{name: "password-file", env: "TF_PASSWORD_FILE", path: true, help: "file whose first line is the password (TF_PASSWORD holds the password itself)"},
+	{name: "jail-token", env: "TF_JAIL_TOKEN", help: "INJAIL with this token after the handshake (and LOGIN)"},
+	{name: "jail", env: "TF_JAIL", help: "the directory to INJAIL into (with --jail-token)"},
 }
 
 // connFlags are the resolved connection settings shared by every verb.
@@ -174,7 +177,7 @@ func readProfile(path string) (map[string]string, error) {
 		key, val, _ := strings.Cut(line, " ")
 		val = strings.TrimSpace(val)
 		if !known[key] {
-			return nil, usageError(fmt.Sprintf("profile %s line %d: unknown key %q (known: addr proto hash pubkey timeout user password-file)", path, n, key))
+			return nil, usageError(fmt.Sprintf("profile %s line %d: unknown key %q (known: addr proto hash pubkey timeout user password-file jail-token jail)", path, n, key))
 		}
 		m[key] = val
 	}
@@ -238,25 +241,11 @@ func (e *env) dial(ctx context.Context) (*client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	if e.conn.user != "" {
-		if err := login(dctx, c, e.conn.user, pw); err != nil {
-			c.Close()
-			return nil, fmt.Errorf("login as %s: %w", e.conn.user, err)
-		}
+	if err := e.sessionSetup(dctx, c, pw); err != nil { // LOGIN and INJAIL (auth.go)
+		c.Close()
+		return nil, err
 	}
 	return c, nil
-}
-
-// login runs LOGIN user password.
-func login(ctx context.Context, c *client.Client, user, password string) error {
-	if strings.ContainsAny(user, " \n") {
-		return usageError("a user name cannot contain spaces")
-	}
-	st, err := c.Do(ctx, "LOGIN "+user+" "+password)
-	if err != nil {
-		return err
-	}
-	return st.Err()
 }
 
 func init() {

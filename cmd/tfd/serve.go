@@ -34,6 +34,7 @@ type serveFlags struct {
 	data, configFile, listen, proto, hash, dbdir, logLevel, logFormat string
 	metricsListen                                                     string
 	idle, handshake, shutdown                                         time.Duration
+	loginFailDelay                                                    time.Duration
 	maxSessions, maxPerIP                                             int
 }
 
@@ -49,6 +50,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.shutdown, "shutdown-timeout", 10*time.Second, "on SIGINT/SIGTERM, how long sessions may finish")
 	fs.IntVar(&f.maxSessions, "max-sessions", 0, "most concurrent sessions (0 = unlimited)")
 	fs.IntVar(&f.maxPerIP, "max-sessions-per-ip", 0, "most concurrent sessions from one IP address (0 = unlimited)")
+	fs.DurationVar(&f.loginFailDelay, "login-fail-delay", time.Second, "a failed LOGIN or INJAIL token is answered only after this (slows password guessing)")
 	fs.StringVar(&f.metricsListen, "metrics-listen", "", "serve Prometheus metrics at http://ADDR/metrics (off when empty)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
@@ -140,6 +142,7 @@ func loadConfig(f *serveFlags, fset *flag.FlagSet) (*config.Config, string, erro
 		cfg.MaxSessions = f.maxSessions
 	}
 	cfg.MaxSessionsPerIP = f.maxPerIP
+	cfg.LoginFailDelay = f.loginFailDelay
 	return cfg, pubPath, nil
 }
 

@@ -45,6 +45,7 @@ type Config struct {
 	MaxSessions      int           // 0 = unlimited
 	MaxSessionsPerIP int           // 0 = unlimited
 	HPFIMaxBuffer    int64         // cap of the negotiated PUT/GET buffer
+	LoginFailDelay   time.Duration // a failed LOGIN (or INJAIL token) answers only after this
 
 	// Warnings lists what the parser skipped or did not understand, one
 	// sentence each, naming the key.
@@ -59,6 +60,7 @@ func Default() *Config {
 		HandshakeTimeout: 15 * time.Second,
 		ShutdownTimeout:  10 * time.Second,
 		HPFIMaxBuffer:    8 << 20,
+		LoginFailDelay:   time.Second,
 	}
 }
 

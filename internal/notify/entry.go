@@ -52,6 +52,9 @@ type Entry struct {
 	Token string
 	// Dir is the directory, relative to the session root.
 	Dir string
+	// Hidden, when set, reports names of Dir the session may not see (a
+	// jail's key file, vfs.FS.Hidden): they are never notified.
+	Hidden func(name string) bool
 
 	acked map[string]FileID // files answered OK
 }
@@ -59,7 +62,7 @@ type Entry struct {
 // Match reports whether a directory entry name is a notification for e:
 // staging files of uploads in progress never are.
 func (e *Entry) Match(name string) bool {
-	return strings.HasPrefix(name, e.Token) && !vfs.IsStagingName(name)
+	return strings.HasPrefix(name, e.Token) && !vfs.IsStagingName(name) && (e.Hidden == nil || !e.Hidden(name))
 }
 
 // Find returns the next notification in e's directory: a name that matches,

@@ -1,5 +1,13 @@
 package server
 
+// SetMaxPersonaSessions changes the persona-thread cap for a test and returns
+// a function restoring it.
+func SetMaxPersonaSessions(n int64) (restore func()) {
+	old := maxPersonaSessions
+	maxPersonaSessions = n
+	return func() { maxPersonaSessions = old }
+}
+
 // SetHPFWriteFault makes every HPFI file write call f first; a non-nil result
 // is used as the write's error. It returns a function that removes the hook.
 func SetHPFWriteFault(f func(off int64, n int) error) (restore func()) {

@@ -51,10 +51,14 @@ func registerFamily(f family) {
 	families = append(families, f)
 }
 
+// startFamilies starts every family in order. If one fails, the families
+// already started are stopped again (and only those: a family whose start did
+// not run has nothing to stop) before the error is returned.
 func (s *Server) startFamilies() error {
-	for _, f := range families {
+	for i, f := range families {
 		if f.start != nil {
 			if err := f.start(s); err != nil {
+				s.stopFamiliesBefore(i)
 				return fmt.Errorf("start %s: %w", f.name, err)
 			}
 		}
@@ -62,8 +66,11 @@ func (s *Server) startFamilies() error {
 	return nil
 }
 
-func (s *Server) stopFamilies() {
-	for i := len(families) - 1; i >= 0; i-- {
+func (s *Server) stopFamilies() { s.stopFamiliesBefore(len(families)) }
+
+// stopFamiliesBefore stops the first n families, last first.
+func (s *Server) stopFamiliesBefore(n int) {
+	for i := n - 1; i >= 0; i-- {
 		if f := families[i]; f.stop != nil {
 			f.stop(s)
 		}

@@ -200,6 +200,10 @@ func (s *session) removeContents(rel string, keepSecure bool) bool {
 	gone := true
 	for _, e := range ents {
 		child := path.Join(rel, e.Name())
+		if s.fs.Hidden(child) {
+			gone = false // the jail's key stays (vfs.FS.Hidden)
+			continue
+		}
 		if e.IsDir() {
 			gone = s.removeTree(child, keepSecure) && gone
 			continue
@@ -463,10 +467,10 @@ func (s *session) copyTreeInto(src, dst string, made map[fileKey]bool) error {
 		return err
 	}
 	for _, e := range ents {
-		if hiddenName(e.Name()) {
+		from, to := path.Join(src, e.Name()), path.Join(dst, e.Name())
+		if hiddenName(e.Name()) || s.fs.Hidden(from) {
 			continue
 		}
-		from, to := path.Join(src, e.Name()), path.Join(dst, e.Name())
 		switch {
 		case e.IsDir():
 			fi, err := e.Info()
@@ -555,7 +559,7 @@ func cmdRmSecDir(s *session, args string) error {
 	if err != nil || !fi.IsDir() {
 		return s.fail(tfproto.CodeRmSecDir)
 	}
-	if _, err := s.fs.Root().Lstat(path.Join(rel, token)); err != nil {
+	if _, err := s.fs.Root().Lstat(path.Join(rel, token)); err != nil || s.fs.Hidden(path.Join(rel, token)) {
 		return s.fail(tfproto.CodeRmSecDir)
 	}
 	if rel == "." {

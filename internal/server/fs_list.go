@@ -192,7 +192,7 @@ func (l *lister) next() bool {
 		e := top.ents[top.i]
 		top.i++
 		name := e.Name()
-		if hiddenName(name) {
+		if hiddenName(name) || l.s.fs.Hidden(path.Join(top.dir, name)) {
 			continue
 		}
 		rel := path.Join(top.rel, name)

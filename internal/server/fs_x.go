@@ -46,7 +46,7 @@ func (s *session) walkTree(rel string, out []walkEntry) []walkEntry {
 	}
 	for _, e := range ents {
 		name := e.Name()
-		if hiddenName(name) {
+		if hiddenName(name) || s.fs.Hidden(path.Join(rel, name)) {
 			continue
 		}
 		child := path.Join(rel, name)
@@ -126,7 +126,7 @@ func cmdXCopy(s *session, args string) error {
 		return s.fail(tfproto.CodeSrcNotFile)
 	}
 	for _, d := range s.matchingDirs(pattern) {
-		if s.isLocked(d) {
+		if s.isLocked(d) || s.fs.Hidden(path.Join(d, newname)) {
 			continue
 		}
 		s.copyFile(src, path.Join(d, newname))
@@ -156,7 +156,7 @@ func cmdXCpdir(s *session, args string) error {
 	}
 	made := map[fileKey]bool{}
 	for _, d := range s.matchingDirs(pattern) {
-		if s.isLocked(d) {
+		if s.isLocked(d) || s.fs.Hidden(path.Join(d, newname)) {
 			continue
 		}
 		to := path.Join(d, newname)

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -59,7 +60,8 @@ func cmdAddNtfy(s *session, args string) error {
 	if _, err := s.fs.Root().Stat(rel); err != nil {
 		return s.failErr(err, tfproto.CodeNotifyAdd)
 	}
-	s.ntfy.entries = append(s.ntfy.entries, &notify.Entry{Token: token, Dir: rel})
+	hidden := func(name string) bool { return s.fs.Hidden(path.Join(rel, name)) }
+	s.ntfy.entries = append(s.ntfy.entries, &notify.Entry{Token: token, Dir: rel, Hidden: hidden})
 	return s.ok()
 }
 

@@ -19,7 +19,7 @@ func (s *session) resolve(p string) (string, bool) {
 	if err != nil {
 		return "", false
 	}
-	if vfs.IsStagingName(path.Base(name)) {
+	if vfs.IsStagingName(path.Base(name)) || s.fs.Hidden(name) {
 		return "", false
 	}
 	return name, true

@@ -47,6 +47,8 @@ var reloadable = []struct {
 		func(d, s *config.Config) { d.ShutdownTimeout = s.ShutdownTimeout }},
 	{"hpfi-max-buffer", func(c *config.Config) string { return strconv.FormatInt(c.HPFIMaxBuffer, 10) },
 		func(d, s *config.Config) { d.HPFIMaxBuffer = s.HPFIMaxBuffer }},
+	{"login-fail-delay", func(c *config.Config) string { return c.LoginFailDelay.String() },
+		func(d, s *config.Config) { d.LoginFailDelay = s.LoginFailDelay }},
 	{"userdb", func(c *config.Config) string { return c.UserDB },
 		func(d, s *config.Config) { d.UserDB = s.UserDB }},
 }
@@ -86,7 +88,7 @@ func (s *Server) Reload(next *config.Config) error {
 		return errors.New("reload: no configuration")
 	}
 	if next.MaxSessions < 0 || next.MaxSessionsPerIP < 0 || next.IdleTimeout < 0 || next.HandshakeTimeout < 0 ||
-		next.ShutdownTimeout < 0 || next.HPFIMaxBuffer < 0 {
+		next.ShutdownTimeout < 0 || next.HPFIMaxBuffer < 0 || next.LoginFailDelay < 0 {
 		return errors.New("reload: negative limit")
 	}
 	s.reloadMu.Lock()

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tfd-project/tfd/client"
+	"github.com/tfd-project/tfd/internal/auth/authtest"
 	"github.com/tfd-project/tfd/internal/config"
 	"github.com/tfd-project/tfd/internal/server"
 	"github.com/tfd-project/tfd/internal/servertest"
@@ -201,4 +202,37 @@ func TestReloadTLB(t *testing.T) {
 	if srv.Srv.Config().MaxSessions != 0 {
 		t.Fatal("a refused reload changed the limits")
 	}
+}
+
+// TestReloadUserDB: after a reload that names a new user database, a user only
+// in the new one can log in while a session logged in before keeps working; a
+// user database that does not load refuses the reload.
+func TestReloadUserDB(t *testing.T) {
+	a, b := authtest.NewUser(t), authtest.NewUser(t)
+	dbA := userDB(t, a+" "+hashOf(t, "pwa"))
+	dbB := userDB(t, a+" "+hashOf(t, "pwa"), b+" "+hashOf(t, "pwb"))
+	srv := startMulti(t, dbA)
+	old := loginConn(t, srv, a, "pwa")
+	expect(t, srv.DialHandshake(t), []struct{ in, want string }{{"LOGIN " + b + " pwb", f37}})
+
+	if err := srv.Srv.Reload(reloaded(srv, func(c *config.Config) { c.UserDB = dbB; c.LoginFailDelay = 2 * time.Millisecond })); err != nil {
+		t.Fatal(err)
+	}
+	if got := srv.Srv.Config(); got.UserDB != dbB || got.LoginFailDelay != 2*time.Millisecond {
+		t.Fatalf("after reload: userdb %q, delay %v", got.UserDB, got.LoginFailDelay)
+	}
+	nb := loginConn(t, srv, b, "pwb")
+	expect(t, nb, []struct{ in, want string }{{"ECHO new", "new"}})
+	expect(t, old, []struct{ in, want string }{{"ECHO old", "old"}, {"MKDIR made-by-a", "OK"}})
+
+	// A user database that does not load: refused, the running one stays.
+	err := srv.Srv.Reload(reloaded(srv, func(c *config.Config) { c.UserDB = filepath.Join(t.TempDir(), "missing") }))
+	if err == nil || !strings.Contains(err.Error(), "user database") {
+		t.Fatalf("reload with a missing user database: %v", err)
+	}
+	if srv.Srv.Config().UserDB != dbB {
+		t.Fatal("a refused reload changed the user database")
+	}
+	loginConn(t, srv, b, "pwb")
+	expect(t, old, []struct{ in, want string }{{"ECHO still", "still"}})
 }

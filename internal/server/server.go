@@ -57,6 +57,8 @@ type Server struct {
 	ntfy *notify.Hub
 	// metrics is nil when metrics are off (its methods are nil-safe).
 	metrics *metrics.Metrics
+	// auth is the auth family's state (cmd_auth.go).
+	auth authServer
 
 	// gw is the gateway family's state (gateway.go).
 	gw gatewayServer
@@ -105,8 +107,7 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Server, error) 
 		o(s)
 	}
 	if err := s.startFamilies(); err != nil {
-		s.stopFamilies()
-		return nil, err
+		return nil, err // startFamilies stopped what it had started
 	}
 	return s, nil
 }

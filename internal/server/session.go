@@ -37,6 +37,8 @@ type session struct {
 	// result is the metrics label of the current command's reply, set by the
 	// reply helpers.
 	result string
+	// auth is the auth family's state (cmd_auth.go).
+	auth authSession
 	// lockName is the LOCK file name ("" = locking off).
 	lockName string
 	// tlb is the session's TLB rotation (tlb.go).
@@ -113,6 +115,10 @@ func (s *session) handshake() error {
 		s.conn.WriteFrameString(tfproto.FailedLine(tfproto.CodeMemory, "Too many sessions, try again later."))
 		return handshakeError{"limit", errors.New("session limit reached")}
 	}
+	if !s.admitIP() {
+		s.conn.WriteFrameString(tfproto.FailedLine(tfproto.CodeMemory, "Too many sessions from your address, try again later."))
+		return handshakeError{"limit", errors.New("per-address session limit reached")}
+	}
 	ver, err := s.conn.ReadFrame(tfproto.MaxFrame)
 	if err != nil {
 		return fmt.Errorf("read version: %w", err)
@@ -152,6 +158,9 @@ func (s *session) handshake() error {
 	}
 	s.fs = fs
 	s.loggedIn = !cfg.MultiUser()
+	if err := s.startPersona(); err != nil {
+		return err
+	}
 	return s.conn.WriteFrameString(tfproto.OK)
 }
 

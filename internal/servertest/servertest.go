@@ -14,11 +14,17 @@ import (
 	"time"
 
 	"github.com/tfd-project/tfd/client"
+	"github.com/tfd-project/tfd/internal/auth"
 	"github.com/tfd-project/tfd/internal/config"
 	"github.com/tfd-project/tfd/internal/proxy"
 	"github.com/tfd-project/tfd/internal/server"
 	"github.com/tfd-project/tfd/tfproto"
 )
+
+// Test binaries that start servers keep their main goroutine on the main
+// thread, as cmd/tfd does, so that no session goroutine with a persona (multi-
+// or single-user mode) is ever scheduled on the process's main thread.
+func init() { auth.LockMainThread() }
 
 var (
 	keyOnce sync.Once

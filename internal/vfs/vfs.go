@@ -30,6 +30,8 @@ const (
 type FS struct {
 	root *os.Root
 	dir  string
+	// hidden is a root-relative name the client may not use (jail.go).
+	hidden string
 }
 
 // Open jails dir.
