@@ -19,10 +19,14 @@ report is answered OK (the server keeps the file and does not report it again
 unless it is replaced or modified) or, with --delete, DEL (the server deletes
 it: a work queue). --count stops after N files; otherwise watch runs until
 interrupted. --interval is the server's sweep interval in seconds (e.g. 0.5;
-default the server's). The session serves nothing else while it watches.`,
+default the server's). The session serves nothing else while it watches.
+A file written in place (tf put) is reported again as it changes: upload
+beside the watched directory and tf mv the file in, or use tf sup or tf
+sndfile, which publish a file whole.`,
 		examples: `tf watch inbox
 tf watch --delete inbox job_
 tf watch --count 1 inbox && echo "something arrived"
+tf put job.txt && tf mv job.txt inbox/job.txt      # (elsewhere) feed it
 tf watch inbox | while read f; do echo "new: $f"; done`,
 		run: watch})
 	register("check", verb{usage: "check host | proc KEY | sock KEY | tlb | oob",
