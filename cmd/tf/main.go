@@ -183,7 +183,11 @@ verbs:`)
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(w, "  %-30s %s\n", verbs[n].usage, verbs[n].summary)
+		if u := verbs[n].usage; len(u) > 30 {
+			fmt.Fprintf(w, "  %s\n  %-30s %s\n", u, "", verbs[n].summary)
+		} else {
+			fmt.Fprintf(w, "  %-30s %s\n", u, verbs[n].summary)
+		}
 	}
 	fmt.Fprintln(w, "\nconnection flags (precedence: flag > environment > profile > default):")
 	global.SetOutput(w)
