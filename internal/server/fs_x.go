@@ -116,14 +116,8 @@ func cmdXCopy(s *session, args string) error {
 	if s.isLocked(parentOf(src)) {
 		return s.fail(tfproto.CodeLocked)
 	}
-	fi, err := s.fs.Root().Stat(src)
-	switch {
-	case err != nil && isAccessError(err):
-		return s.fail(tfproto.CodeAccessDenied)
-	case err != nil:
-		return s.fail(tfproto.CodeSrcFileNotExist)
-	case !fi.Mode().IsRegular():
-		return s.fail(tfproto.CodeSrcNotFile)
+	if code := s.xSource(src, tfproto.CodeSrcFileNotExist, tfproto.CodeSrcNotFile, fs.FileMode.IsRegular); code != 0 {
+		return s.fail(code)
 	}
 	for _, d := range s.matchingDirs(pattern) {
 		if s.isLocked(d) {
@@ -145,14 +139,8 @@ func cmdXCpdir(s *session, args string) error {
 	if s.isLocked(src) {
 		return s.fail(tfproto.CodeLocked)
 	}
-	fi, err := s.fs.Root().Stat(src)
-	switch {
-	case err != nil && isAccessError(err):
-		return s.fail(tfproto.CodeAccessDenied)
-	case err != nil:
-		return s.fail(tfproto.CodeSrcPathNotExist)
-	case !fi.IsDir():
-		return s.fail(tfproto.CodeSrcNotDir)
+	if code := s.xSource(src, tfproto.CodeSrcPathNotExist, tfproto.CodeSrcNotDir, fs.FileMode.IsDir); code != 0 {
+		return s.fail(code)
 	}
 	made := map[fileKey]bool{}
 	for _, d := range s.matchingDirs(pattern) {
@@ -166,6 +154,21 @@ func cmdXCpdir(s *session, args string) error {
 		s.copyTree(src, to, made)
 	}
 	return s.ok()
+}
+
+// xSource checks XCOPY's or XCPDIR's src: 1 when access is denied, missing
+// when it cannot be stat'ed, wrong when kind rejects its mode, 0 when usable.
+func (s *session) xSource(src string, missing, wrong tfproto.Code, kind func(fs.FileMode) bool) tfproto.Code {
+	fi, err := s.fs.Root().Stat(src)
+	switch {
+	case err != nil && isAccessError(err):
+		return tfproto.CodeAccessDenied
+	case err != nil:
+		return missing
+	case !kind(fi.Mode()):
+		return wrong
+	}
+	return 0
 }
 
 // xDirArgs parses "dir SP name" for XDEL and XRMDIR and checks dir: 16, 1,
