@@ -142,7 +142,7 @@ func (s *session) hpfOpen(args string, can, write bool) (*os.File, string, hpfil
 	}
 	f, err := s.fs.Root().OpenFile(rel, flag, 0o644)
 	if err != nil {
-		if errors.Is(vfs.MapError(err), vfs.ErrAccess) {
+		if vfs.IsEscape(err) {
 			return nil, "", hf, s.fail(tfproto.CodeAccessDenied)
 		}
 		return nil, "", hf, s.fail(tfproto.CodeHPFOpen)

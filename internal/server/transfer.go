@@ -47,9 +47,6 @@ func isNoSpace(err error) bool {
 	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 }
 
-// isEscape reports a path that leaves the jail (answered FAILED 1 / -1).
-func isEscape(err error) bool { return errors.Is(vfs.MapError(err), vfs.ErrAccess) }
-
 // openRegular opens rel for reading through the session root without blocking
 // on FIFOs or devices, and fails unless it is a regular file.
 func (s *session) openRegular(rel string) (*os.File, error) {
@@ -150,7 +147,7 @@ func (s *session) checkTarget(rel string, overwrite bool) (tfproto.Code, bool) {
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return 0, true
-	case err != nil && isEscape(err):
+	case err != nil && vfs.IsEscape(err):
 		return tfproto.CodeAccessDenied, false
 	case err != nil:
 		// ENOTDIR (a file in the middle of the path) and the like: the
@@ -162,7 +159,7 @@ func (s *session) checkTarget(rel string, overwrite bool) (tfproto.Code, bool) {
 		switch {
 		case err == nil:
 			fi = target
-		case isEscape(err):
+		case vfs.IsEscape(err):
 			return tfproto.CodeAccessDenied, false
 		default:
 			fi = nil // dangling: replaced like a file
@@ -443,7 +440,7 @@ func cmdSHA256(s *session, args string) error {
 	}
 	f, err := s.openRegular(rel)
 	if err != nil {
-		if isEscape(err) {
+		if vfs.IsEscape(err) {
 			return s.fail(tfproto.CodeAccessDenied)
 		}
 		return s.fail(tfproto.CodeSHA256)
