@@ -23,9 +23,6 @@ import (
 //   - XCOPY/XCPDIR newname must be a plain name: empty, ".", "..", a name with
 //     "/" or NUL, or a staging name answers FAILED 1 (access denied).
 
-// splitFirst splits args at its first space: (first, rest, found).
-func splitFirst(args string) (string, string, bool) { return strings.Cut(args, " ") }
-
 // plainName reports whether n may name a new entry inside a directory.
 func plainName(n string) bool {
 	return n != "" && n != "." && n != ".." && !strings.ContainsAny(n, "/\x00") && !hiddenName(n)
@@ -74,7 +71,7 @@ func matches(rel, pattern string) bool {
 // xArgs parses "newname SP src SP|SP pattern": 16 when a part is missing, 1 for
 // a bad newname or src.
 func (s *session) xArgs(args string) (newname, src, pattern string, code tfproto.Code) {
-	newname, rest, ok := splitFirst(args)
+	newname, rest, ok := strings.Cut(args, " ")
 	srcArg, pattern, ok2 := splitPair(rest)
 	if !ok || !ok2 || newname == "" || pattern == "" {
 		return "", "", "", tfproto.CodeMissingParam
@@ -174,7 +171,7 @@ func (s *session) xSource(src string, missing, wrong tfproto.Code, kind func(fs.
 // xDirArgs parses "dir SP name" for XDEL and XRMDIR and checks dir: 16, 1,
 // 30 lock(self), then missing (missingCode) and not a directory (20).
 func (s *session) xDirArgs(args string, missingCode tfproto.Code) (dir, name string, answered bool, err error) {
-	dirArg, name, ok := splitFirst(args)
+	dirArg, name, ok := strings.Cut(args, " ")
 	if !ok || name == "" {
 		return "", "", true, s.fail(tfproto.CodeMissingParam)
 	}

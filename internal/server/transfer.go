@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"strings"
 	"syscall"
 	"time"
 
@@ -77,7 +78,7 @@ func (s *session) openRegular(rel string) (*os.File, error) {
 // the connection); the client waits for a reply after each chunk, so the
 // session stays in step.
 func cmdSndFile(s *session, args string) error {
-	flag, p, ok := cutSP(args)
+	flag, p, ok := strings.Cut(args, " ")
 	if !ok {
 		return s.fail(tfproto.CodeMissingParam)
 	}
@@ -199,16 +200,6 @@ func (s *session) armIdle() {
 	if idle := s.srv.cfg.IdleTimeout; idle > 0 {
 		s.nc.SetReadDeadline(time.Now().Add(idle))
 	}
-}
-
-// cutSP splits at the first SP; ok is false when there is none.
-func cutSP(s string) (before, after string, ok bool) {
-	for i := 0; i < len(s); i++ {
-		if s[i] == ' ' {
-			return s[:i], s[i+1:], true
-		}
-	}
-	return s, "", false
 }
 
 // SUP path: the client streams raw chunks at once, with no reply before the
