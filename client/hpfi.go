@@ -97,7 +97,7 @@ func (c *Client) hpfExchange(ctx context.Context, f func() (inStep bool, err err
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	stop := context.AfterFunc(ctx, func() { c.nc.SetDeadline(time.Now().Add(hpfGrace)) })
+	stop := afterFuncWait(ctx, func() { c.nc.SetDeadline(time.Now().Add(hpfGrace)) })
 	inStep, err := f()
 	stop()
 	c.nc.SetDeadline(time.Time{})
