@@ -148,7 +148,7 @@ func (c *Client) exchange(ctx context.Context, f func() error) error {
 	if dl, ok := ctx.Deadline(); ok {
 		c.nc.SetDeadline(dl)
 	}
-	stop := context.AfterFunc(ctx, func() { c.nc.SetDeadline(time.Unix(1, 0)) })
+	stop := afterFuncWait(ctx, func() { c.nc.SetDeadline(time.Unix(1, 0)) })
 	err := f()
 	if !stop() && ctx.Err() != nil {
 		err = errors.Join(ctx.Err(), err)
@@ -159,6 +159,24 @@ func (c *Client) exchange(ctx context.Context, f func() error) error {
 		c.broken = err
 	}
 	return err
+}
+
+// afterFuncWait is context.AfterFunc whose stop, when f was already started,
+// waits until f has returned. A deadline the caller resets after stop is then
+// final: f cannot set its own afterwards.
+func afterFuncWait(ctx context.Context, f func()) (stop func() bool) {
+	done := make(chan struct{})
+	stopF := context.AfterFunc(ctx, func() {
+		defer close(done)
+		f()
+	})
+	return func() bool {
+		if stopF() {
+			return true
+		}
+		<-done
+		return false
+	}
 }
 
 // Do sends one command line and returns the server's framed reply as a Status.

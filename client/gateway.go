@@ -84,16 +84,8 @@ func (c *Client) Gateway(ctx context.Context, identity string) (*Gateway, error)
 			if err := c.conn.WriteFrameString(body); err != nil {
 				return err
 			}
-			reply, err := c.conn.ReadFrame(tfproto.MaxFrame)
-			if err != nil {
+			if err := readReply(c.conn, "XS_GATEWAY", tfproto.KindOK); err != nil {
 				return err
-			}
-			st := tfproto.ParseStatus(append([]byte(nil), reply...))
-			if err := st.Err(); err != nil {
-				return err
-			}
-			if st.Kind != tfproto.KindOK {
-				return fmt.Errorf("client: unexpected reply %q to XS_GATEWAY", truncate(string(st.Raw), 60))
 			}
 		}
 		return nil

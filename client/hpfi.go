@@ -97,7 +97,7 @@ func (c *Client) hpfExchange(ctx context.Context, f func() (inStep bool, err err
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	stop := context.AfterFunc(ctx, func() { c.nc.SetDeadline(time.Now().Add(hpfGrace)) })
+	stop := afterFuncWait(ctx, func() { c.nc.SetDeadline(time.Now().Add(hpfGrace)) })
 	inStep, err := f()
 	stop()
 	c.nc.SetDeadline(time.Time{})
@@ -286,6 +286,58 @@ func sendChunk(pipe *tfproto.KeyPipe, sw *tfproto.RawWriter, p *[]byte, n int) e
 	return sw.Send(p, len(b))
 }
 
+// upload is the sending side of PUT/PUTCAN: chunks read from r, enciphered
+// through pipe and queued on sw; term is the code that ends the flow and
+// result the error PutFile returns once it ended.
+type upload struct {
+	cr     *chunkReader
+	pipe   *tfproto.KeyPipe
+	sw     *tfproto.RawWriter
+	bufsz  int64
+	term   int64
+	result error
+}
+
+func (c *Client) newUpload(r io.Reader, bufsz int64, cfg hpfConfig) *upload {
+	chunk := max(int(min(bufsz, hpfChunk)), 1)
+	u := &upload{
+		cr:    &chunkReader{r: r, size: chunk},
+		pipe:  tfproto.NewKeyPipe(c.conn.TxCipher(), cfg.ahead, 8, chunk),
+		sw:    c.conn.NewRawWriter(2),
+		bufsz: bufsz,
+		term:  tfproto.HPFEnd,
+	}
+	if cfg.stop {
+		u.term = tfproto.HPFStop
+	}
+	return u
+}
+
+// next reads and sends one chunk of n bytes. done reports the end of the
+// data (term and result say how it ends); err is a broken connection (the
+// pipe is aborted).
+func (u *upload) next() (n int, done bool, err error) {
+	p, n, rerr := u.cr.next()
+	if rerr != nil {
+		// A local read error: cancel (the server deletes the file).
+		u.term, u.result = tfproto.HPFCancel, fmt.Errorf("client: read upload: %w", rerr)
+		return 0, true, nil
+	}
+	if n == 0 {
+		return 0, true, nil
+	}
+	if u.bufsz == 0 {
+		tfproto.PutBuffer(p)
+		u.term, u.result = tfproto.HPFStop, ErrZeroBuffer
+		return 0, true, nil
+	}
+	if err := sendChunk(u.pipe, u.sw, p, n); err != nil {
+		u.pipe.Abort()
+		return 0, false, err
+	}
+	return n, false, nil
+}
+
 func (c *Client) putFlow(ctx context.Context, r io.Reader, bufsz int64, cfg hpfConfig) (sent int64, inStep bool, err error) {
 	codes := c.readPutCodes()
 	defer func() {
@@ -295,71 +347,52 @@ func (c *Client) putFlow(ctx context.Context, r io.Reader, bufsz int64, cfg hpfC
 		}
 		<-codes.fin
 	}()
-	chunk := int(min(bufsz, hpfChunk))
-	cr := &chunkReader{r: r, size: max(chunk, 1)}
-	pipe := tfproto.NewKeyPipe(c.conn.TxCipher(), cfg.ahead, 8, max(chunk, 1))
-	sw := c.conn.NewRawWriter(2)
-	defer sw.Close()
-	term := tfproto.HPFEnd
-	if cfg.stop {
-		term = tfproto.HPFStop
-	}
-	var result error
+	u := c.newUpload(r, bufsz, cfg)
+	defer u.sw.Close()
 	serverCancel := false
 loop:
 	for {
 		select {
 		case <-codes.cancel:
-			serverCancel, result = true, ErrServerCancelled
+			serverCancel, u.result = true, ErrServerCancelled
 			break loop
 		default:
 		}
 		select {
 		case <-ctx.Done():
-			term, result = tfproto.HPFCancel, ctx.Err()
+			u.term, u.result = tfproto.HPFCancel, ctx.Err()
 			break loop
 		case <-codes.fin:
 			select {
 			case <-codes.cancel:
-				serverCancel, result = true, ErrServerCancelled
+				serverCancel, u.result = true, ErrServerCancelled
 				break loop
 			default:
 			}
 			// The code reader stopped without a server cancel: a broken
 			// connection or a protocol error.
-			pipe.Close()
+			u.pipe.Close()
 			if codes.err != nil {
 				return sent, false, codes.err
 			}
 			return sent, false, errors.New("client: server ended PUT early")
 		default:
 		}
-		p, n, rerr := cr.next()
-		if rerr != nil {
-			// A local read error: cancel (the server deletes the file).
-			term, result = tfproto.HPFCancel, fmt.Errorf("client: read upload: %w", rerr)
-			break
-		}
-		if n == 0 {
-			break
-		}
-		if bufsz == 0 {
-			tfproto.PutBuffer(p)
-			term, result = tfproto.HPFStop, ErrZeroBuffer
-			break
-		}
-		if err := sendChunk(pipe, sw, p, n); err != nil {
-			pipe.Abort()
+		n, done, err := u.next()
+		if err != nil {
 			return sent, false, err
+		}
+		if done {
+			break
 		}
 		sent += int64(n)
 	}
-	pipe.Close()
-	if err := sw.Flush(); err != nil {
+	u.pipe.Close()
+	if err := u.sw.Flush(); err != nil {
 		return sent, false, err
 	}
 	if !serverCancel {
-		if err := c.conn.WriteInt64(term); err != nil {
+		if err := c.conn.WriteInt64(u.term); err != nil {
 			return sent, false, err
 		}
 	}
@@ -370,79 +403,61 @@ loop:
 	select {
 	case <-codes.cancel:
 		// The server cancelled (a write error), possibly after our END.
-		if result == nil {
-			result = ErrServerCancelled
+		if u.result == nil {
+			u.result = ErrServerCancelled
 		}
 	default:
 	}
 	if err := c.conn.WriteInt64(tfproto.HPFFin); err != nil {
 		return sent, false, err
 	}
-	return sent, true, result
+	return sent, true, u.result
 }
 
 func (c *Client) putCanFlow(ctx context.Context, r io.Reader, bufsz int64, canpt uint64, cfg hpfConfig) (sent int64, inStep bool, err error) {
-	chunk := int(min(bufsz, hpfChunk))
-	cr := &chunkReader{r: r, size: max(chunk, 1)}
-	pipe := tfproto.NewKeyPipe(c.conn.TxCipher(), cfg.ahead, 8, max(chunk, 1))
-	sw := c.conn.NewRawWriter(2)
-	defer sw.Close()
-	term := tfproto.HPFEnd
-	if cfg.stop {
-		term = tfproto.HPFStop
-	}
-	var result error
+	u := c.newUpload(r, bufsz, cfg)
+	defer u.sw.Close()
 	var chunks uint64
 	for {
 		if ctx.Err() != nil {
-			term, result = tfproto.HPFCancel, ctx.Err()
+			u.term, u.result = tfproto.HPFCancel, ctx.Err()
 			break
 		}
-		p, n, rerr := cr.next()
-		if rerr != nil {
-			term, result = tfproto.HPFCancel, fmt.Errorf("client: read upload: %w", rerr)
-			break
-		}
-		if n == 0 {
-			break
-		}
-		if bufsz == 0 {
-			tfproto.PutBuffer(p)
-			term, result = tfproto.HPFStop, ErrZeroBuffer
-			break
-		}
-		if err := sendChunk(pipe, sw, p, n); err != nil {
-			pipe.Abort()
+		n, done, err := u.next()
+		if err != nil {
 			return sent, false, err
+		}
+		if done {
+			break
 		}
 		sent += int64(n)
 		chunks++
 		if canpt > 0 && chunks%canpt == 0 {
 			code, err := c.conn.ReadInt64()
 			if err != nil {
-				pipe.Abort()
+				u.pipe.Abort()
 				return sent, false, err
 			}
 			switch code {
 			case tfproto.HPFCont:
 			case tfproto.HPFCancel:
 				// The server is back in command mode.
-				pipe.Close()
+				u.pipe.Close()
 				return sent, true, ErrServerCancelled
 			default:
-				pipe.Abort()
+				u.pipe.Abort()
 				return sent, false, fmt.Errorf("client: server sent code %d at a PUTCAN window", code)
 			}
 		}
 	}
-	pipe.Close()
-	if err := sw.Flush(); err != nil {
+	u.pipe.Close()
+	if err := u.sw.Flush(); err != nil {
 		return sent, false, err
 	}
-	if err := c.conn.WriteInt64(term); err != nil {
+	if err := c.conn.WriteInt64(u.term); err != nil {
 		return sent, false, err
 	}
-	return sent, true, result
+	return sent, true, u.result
 }
 
 // getChunk reads an n-byte chunk through the pipe and writes it to w unless

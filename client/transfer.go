@@ -77,15 +77,8 @@ func (c *Client) SendFile(ctx context.Context, remote string, r io.Reader, overw
 					return err
 				}
 				sent += int64(n)
-				st, err := readStatus(conn)
-				if err != nil {
+				if err := readReply(conn, "SNDFILE", tfproto.KindCont); err != nil {
 					return err
-				}
-				if st.Kind != tfproto.KindCont {
-					if e := st.Err(); e != nil {
-						return e
-					}
-					return fmt.Errorf("client: SNDFILE: unexpected reply %q", truncate(string(st.Raw), 60))
 				}
 			}
 			switch {
@@ -106,27 +99,25 @@ func (c *Client) SendFile(ctx context.Context, remote string, r io.Reader, overw
 
 // expectCont sends line and requires a CONT reply (FAILED → *Error).
 func expectCont(conn *tfproto.Conn, line string) error {
-	if err := conn.WriteFrameString(line); err != nil {
-		return err
-	}
-	st, err := readStatus(conn)
-	if err != nil {
-		return err
-	}
-	if e := st.Err(); e != nil {
-		return e
-	}
-	if st.Kind != tfproto.KindCont {
-		return fmt.Errorf("client: %s: unexpected reply %q", firstWord(line), truncate(string(st.Raw), 60))
-	}
-	return nil
+	return expectReply(conn, line, tfproto.KindCont)
 }
 
 // expectOK sends line and requires an OK reply (FAILED → *Error).
 func expectOK(conn *tfproto.Conn, line string) error {
+	return expectReply(conn, line, tfproto.KindOK)
+}
+
+// expectReply sends line and requires a reply of kind want.
+func expectReply(conn *tfproto.Conn, line string, want tfproto.Kind) error {
 	if err := conn.WriteFrameString(line); err != nil {
 		return err
 	}
+	return readReply(conn, firstWord(line), want)
+}
+
+// readReply reads a status line and requires kind want: FAILED → *Error, any
+// other kind is an error naming the command.
+func readReply(conn *tfproto.Conn, name string, want tfproto.Kind) error {
 	st, err := readStatus(conn)
 	if err != nil {
 		return err
@@ -134,8 +125,8 @@ func expectOK(conn *tfproto.Conn, line string) error {
 	if e := st.Err(); e != nil {
 		return e
 	}
-	if st.Kind != tfproto.KindOK {
-		return fmt.Errorf("client: unexpected reply %q to %s", truncate(string(st.Raw), 60), line)
+	if st.Kind != want {
+		return fmt.Errorf("client: %s: unexpected reply %q", name, truncate(string(st.Raw), 60))
 	}
 	return nil
 }
@@ -327,18 +318,8 @@ func (c *Client) SHA256(ctx context.Context, path string) ([32]byte, error) {
 func (c *Client) Nigma(ctx context.Context, keylen int) ([]byte, error) {
 	var key []byte
 	err := c.Exchange(ctx, func(conn *tfproto.Conn) error {
-		if err := conn.WriteFrameString("NIGMA " + strconv.Itoa(keylen)); err != nil {
+		if err := expectOK(conn, "NIGMA "+strconv.Itoa(keylen)); err != nil {
 			return err
-		}
-		st, err := readStatus(conn)
-		if err != nil {
-			return err
-		}
-		if e := st.Err(); e != nil {
-			return e
-		}
-		if st.Kind != tfproto.KindOK {
-			return fmt.Errorf("client: NIGMA: unexpected reply %q", truncate(string(st.Raw), 60))
 		}
 		n, err := conn.ReadInt32()
 		if err != nil {

@@ -147,16 +147,23 @@ func (m *Metrics) Serve(ctx context.Context, addr string, ready func(net.Addr)) 
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", m.Handler())
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	shutDown := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
+		defer close(shutDown)
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		srv.Shutdown(sctx)
 	})
-	defer stop()
 	if ready != nil {
 		ready(ln.Addr())
 	}
-	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	err = srv.Serve(ln)
+	if !stop() {
+		// Serve returns as soon as Shutdown begins: wait until it has
+		// finished (or given up), so nothing runs after Serve returns.
+		<-shutDown
+	}
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("metrics serve: %w", err)
 	}
 	return nil

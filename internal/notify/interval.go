@@ -140,47 +140,23 @@ func isHex(c byte) bool { return isDigit(c) || (lower(c) >= 'a' && lower(c) <= '
 
 // scanDecimal returns the length of the longest decimal floating-point prefix
 // of s (digits, optional fraction, optional exponent with digits), 0 if none.
-func scanDecimal(s string) int {
-	i, digits := 0, 0
-	for i < len(s) && isDigit(s[i]) {
-		i++
-		digits++
-	}
-	if i < len(s) && s[i] == '.' {
-		i++
-		for i < len(s) && isDigit(s[i]) {
-			i++
-			digits++
-		}
-	}
-	if digits == 0 {
-		return 0
-	}
-	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
-		j := i + 1
-		if j < len(s) && (s[j] == '+' || s[j] == '-') {
-			j++
-		}
-		if j < len(s) && isDigit(s[j]) {
-			for j < len(s) && isDigit(s[j]) {
-				j++
-			}
-			i = j
-		}
-	}
-	return i
-}
+func scanDecimal(s string) int { return scanFloat(s, 0, isDigit, 'e') }
 
 // scanHex is scanDecimal for "0x" hexadecimal floats (binary exponent "p").
-func scanHex(s string) int {
-	i, digits := 2, 0
-	for i < len(s) && isHex(s[i]) {
+func scanHex(s string) int { return scanFloat(s, 2, isHex, 'p') }
+
+// scanFloat scans mantissa digits (accepted by digit) from s[i:], an optional
+// fraction, and an optional exponent introduced by exp (either case) with
+// decimal digits; it returns the end of the number, 0 if no mantissa digit.
+func scanFloat(s string, i int, digit func(byte) bool, exp byte) int {
+	digits := 0
+	for i < len(s) && digit(s[i]) {
 		i++
 		digits++
 	}
 	if i < len(s) && s[i] == '.' {
 		i++
-		for i < len(s) && isHex(s[i]) {
+		for i < len(s) && digit(s[i]) {
 			i++
 			digits++
 		}
@@ -188,7 +164,7 @@ func scanHex(s string) int {
 	if digits == 0 {
 		return 0
 	}
-	if i < len(s) && (s[i] == 'p' || s[i] == 'P') {
+	if i < len(s) && lower(s[i]) == exp {
 		j := i + 1
 		if j < len(s) && (s[j] == '+' || s[j] == '-') {
 			j++

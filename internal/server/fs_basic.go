@@ -52,6 +52,21 @@ func splitPair(args string) (left, right string, ok bool) {
 	return strings.Cut(args, pairSep)
 }
 
+// resolvePair splits "src | dst" and resolves both paths: 16 without the
+// separator, 1 when either is refused.
+func (s *session) resolvePair(args string) (src, dst string, code tfproto.Code) {
+	srcArg, dstArg, ok := splitPair(args)
+	if !ok {
+		return "", "", tfproto.CodeMissingParam
+	}
+	src, ok1 := s.resolve(srcArg)
+	dst, ok2 := s.resolve(dstArg)
+	if !ok1 || !ok2 {
+		return "", "", tfproto.CodeAccessDenied
+	}
+	return src, dst, 0
+}
+
 // isSecureDirName reports whether a directory's base name marks a secure
 // directory (WIRE.md §5.43).
 func isSecureDirName(name string) bool { return strings.HasSuffix(name, ".sd") }
@@ -221,14 +236,9 @@ func (s *session) removeContents(rel string, keepSecure bool) bool {
 // 18 src neither (FIFO, device: never opened for a blocking read) or a copy
 // error, 12 dst exists. A failed copy leaves no dst behind.
 func cmdCopy(s *session, args string) error {
-	srcArg, dstArg, ok := splitPair(args)
-	if !ok {
-		return s.fail(tfproto.CodeMissingParam)
-	}
-	src, ok1 := s.resolve(srcArg)
-	dst, ok2 := s.resolve(dstArg)
-	if !ok1 || !ok2 {
-		return s.fail(tfproto.CodeAccessDenied)
+	src, dst, code := s.resolvePair(args)
+	if code != 0 {
+		return s.fail(code)
 	}
 	if s.isLocked(parentOf(src)) || s.isLocked(parentOf(dst)) {
 		return s.fail(tfproto.CodeLocked)
@@ -379,14 +389,9 @@ func cmdFupd(s *session, args string) error {
 // in the reference. A dst inside src is fine: the copy never descends into
 // directories it made itself.
 func cmdCpdir(s *session, args string) error {
-	srcArg, dstArg, ok := splitPair(args)
-	if !ok {
-		return s.fail(tfproto.CodeMissingParam)
-	}
-	src, ok1 := s.resolve(srcArg)
-	dst, ok2 := s.resolve(dstArg)
-	if !ok1 || !ok2 {
-		return s.fail(tfproto.CodeAccessDenied)
+	src, dst, code := s.resolvePair(args)
+	if code != 0 {
+		return s.fail(code)
 	}
 	if s.isLocked(src) || s.isLocked(parentOf(dst)) {
 		return s.fail(tfproto.CodeLocked)

@@ -149,9 +149,5 @@ func exists(root, name string) bool {
 
 func readRootFile(t testing.TB, root, name string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(root, name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
+	return string(readFile(t, filepath.Join(root, name)))
 }

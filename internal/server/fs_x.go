@@ -23,9 +23,6 @@ import (
 //   - XCOPY/XCPDIR newname must be a plain name: empty, ".", "..", a name with
 //     "/" or NUL, or a staging name answers FAILED 1 (access denied).
 
-// splitFirst splits args at its first space: (first, rest, found).
-func splitFirst(args string) (string, string, bool) { return strings.Cut(args, " ") }
-
 // plainName reports whether n may name a new entry inside a directory.
 func plainName(n string) bool {
 	return n != "" && n != "." && n != ".." && !strings.ContainsAny(n, "/\x00") && !hiddenName(n)
@@ -74,7 +71,7 @@ func matches(rel, pattern string) bool {
 // xArgs parses "newname SP src SP|SP pattern": 16 when a part is missing, 1 for
 // a bad newname or src.
 func (s *session) xArgs(args string) (newname, src, pattern string, code tfproto.Code) {
-	newname, rest, ok := splitFirst(args)
+	newname, rest, ok := strings.Cut(args, " ")
 	srcArg, pattern, ok2 := splitPair(rest)
 	if !ok || !ok2 || newname == "" || pattern == "" {
 		return "", "", "", tfproto.CodeMissingParam
@@ -116,14 +113,8 @@ func cmdXCopy(s *session, args string) error {
 	if s.isLocked(parentOf(src)) {
 		return s.fail(tfproto.CodeLocked)
 	}
-	fi, err := s.fs.Root().Stat(src)
-	switch {
-	case err != nil && isAccessError(err):
-		return s.fail(tfproto.CodeAccessDenied)
-	case err != nil:
-		return s.fail(tfproto.CodeSrcFileNotExist)
-	case !fi.Mode().IsRegular():
-		return s.fail(tfproto.CodeSrcNotFile)
+	if code := s.xSource(src, tfproto.CodeSrcFileNotExist, tfproto.CodeSrcNotFile, fs.FileMode.IsRegular); code != 0 {
+		return s.fail(code)
 	}
 	for _, d := range s.matchingDirs(pattern) {
 		if s.isLocked(d) || s.fs.Hidden(path.Join(d, newname)) {
@@ -145,14 +136,8 @@ func cmdXCpdir(s *session, args string) error {
 	if s.isLocked(src) {
 		return s.fail(tfproto.CodeLocked)
 	}
-	fi, err := s.fs.Root().Stat(src)
-	switch {
-	case err != nil && isAccessError(err):
-		return s.fail(tfproto.CodeAccessDenied)
-	case err != nil:
-		return s.fail(tfproto.CodeSrcPathNotExist)
-	case !fi.IsDir():
-		return s.fail(tfproto.CodeSrcNotDir)
+	if code := s.xSource(src, tfproto.CodeSrcPathNotExist, tfproto.CodeSrcNotDir, fs.FileMode.IsDir); code != 0 {
+		return s.fail(code)
 	}
 	made := map[fileKey]bool{}
 	for _, d := range s.matchingDirs(pattern) {
@@ -168,10 +153,25 @@ func cmdXCpdir(s *session, args string) error {
 	return s.ok()
 }
 
+// xSource checks XCOPY's or XCPDIR's src: 1 when access is denied, missing
+// when it cannot be stat'ed, wrong when kind rejects its mode, 0 when usable.
+func (s *session) xSource(src string, missing, wrong tfproto.Code, kind func(fs.FileMode) bool) tfproto.Code {
+	fi, err := s.fs.Root().Stat(src)
+	switch {
+	case err != nil && isAccessError(err):
+		return tfproto.CodeAccessDenied
+	case err != nil:
+		return missing
+	case !kind(fi.Mode()):
+		return wrong
+	}
+	return 0
+}
+
 // xDirArgs parses "dir SP name" for XDEL and XRMDIR and checks dir: 16, 1,
 // 30 lock(self), then missing (missingCode) and not a directory (20).
 func (s *session) xDirArgs(args string, missingCode tfproto.Code) (dir, name string, answered bool, err error) {
-	dirArg, name, ok := splitFirst(args)
+	dirArg, name, ok := strings.Cut(args, " ")
 	if !ok || name == "" {
 		return "", "", true, s.fail(tfproto.CodeMissingParam)
 	}

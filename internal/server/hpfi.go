@@ -142,7 +142,7 @@ func (s *session) hpfOpen(args string, can, write bool) (*os.File, string, hpfil
 	}
 	f, err := s.fs.Root().OpenFile(rel, flag, 0o644)
 	if err != nil {
-		if errors.Is(vfs.MapError(err), vfs.ErrAccess) {
+		if vfs.IsEscape(err) {
 			return nil, "", hf, s.fail(tfproto.CodeAccessDenied)
 		}
 		return nil, "", hf, s.fail(tfproto.CodeHPFOpen)
@@ -246,6 +246,33 @@ func (w *fileWriter) close() {
 	<-w.done
 }
 
+// pipeCloser returns closePipe, which closes pipe once (later calls do
+// nothing), and endPipe, for a deferred call with the flow's result: if pipe is
+// still open it is closed after a nil error and aborted otherwise. A nil return
+// is always at a call boundary and the session goes on, so the cipher state
+// must be exact; after an error the session ends.
+func pipeCloser(pipe *tfproto.KeyPipe) (closePipe func(), endPipe func(error)) {
+	open := true
+	closePipe = func() {
+		if open {
+			pipe.Close()
+			open = false
+		}
+	}
+	endPipe = func(err error) {
+		if !open {
+			return
+		}
+		open = false
+		if err == nil {
+			pipe.Close()
+		} else {
+			pipe.Abort()
+		}
+	}
+	return closePipe, endPipe
+}
+
 // hpfPut serves PUT (can false) and PUTCAN (can true).
 func (s *session) hpfPut(args string, can bool) (err error) {
 	f, rel, hf, oerr := s.hpfOpen(args, can, true)
@@ -301,24 +328,8 @@ func (s *session) hpfPut(args string, can bool) (err error) {
 	defer w.close()
 
 	pipe := tfproto.NewKeyPipe(s.conn.RxCipher(), hpfAhead.Load(), 8, int(min(bufsz, hpfPiece)))
-	pipeOpen := true
-	closePipe := func() {
-		if pipeOpen {
-			pipe.Close()
-			pipeOpen = false
-		}
-	}
-	defer func() {
-		// A nil return is always at a call boundary, and the session goes on:
-		// the state must be exact. After an error the session ends.
-		if pipeOpen {
-			if err == nil {
-				pipe.Close()
-			} else {
-				pipe.Abort()
-			}
-		}
-	}()
+	closePipe, endPipe := pipeCloser(pipe)
+	defer func() { endPipe(err) }()
 	var hdr [8]byte
 	readCode := func() (int64, error) {
 		pipe.Begin(8)
@@ -647,22 +658,8 @@ func (s *session) hpfSend(f *os.File, off, bufsz int64, can bool, canpt uint64, 
 	rd := newFileReader(f, off, chunk)
 	defer rd.close()
 	pipe := tfproto.NewKeyPipe(s.conn.TxCipher(), hpfAhead.Load(), 8, chunk)
-	pipeOpen := true
-	closePipe := func() {
-		if pipeOpen {
-			pipe.Close()
-			pipeOpen = false
-		}
-	}
-	defer func() {
-		if pipeOpen {
-			if err == nil {
-				pipe.Close()
-			} else {
-				pipe.Abort()
-			}
-		}
-	}()
+	closePipe, endPipe := pipeCloser(pipe)
+	defer func() { endPipe(err) }()
 	sw := s.conn.NewRawWriter(2)
 	defer sw.Close()
 	var cancel <-chan struct{}

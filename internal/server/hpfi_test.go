@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,25 +20,9 @@ import (
 	"github.com/tfd-project/tfd/tfproto"
 )
 
-func randomBytes(n int, seed uint64) []byte {
-	r := rand.New(rand.NewPCG(seed, 3))
-	b := make([]byte, n)
-	for i := 0; i+8 <= n; i += 8 {
-		binary.LittleEndian.PutUint64(b[i:], r.Uint64())
-	}
-	for i := n &^ 7; i < n; i++ {
-		b[i] = byte(r.Uint32())
-	}
-	return b
-}
-
 func readRoot(t *testing.T, srv *servertest.Server, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(srv.Root, name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return readFile(t, filepath.Join(srv.Root, name))
 }
 
 func writeRoot(t *testing.T, srv *servertest.Server, name string, data []byte) {
@@ -84,7 +67,7 @@ func testHPFRoundTrip(t *testing.T, ahead bool) {
 			if ahead {
 				opts = append(opts, client.WithKeystreamAhead())
 			}
-			data := randomBytes(size, uint64(i*10+j))
+			data := randBytes(size, uint64(i*10+j))
 			for _, can := range []bool{false, true} {
 				name := "f" + string(rune('a'+i)) + string(rune('a'+j))
 				var err error
@@ -262,7 +245,7 @@ func TestHPFStopAndResume(t *testing.T) {
 	srv := servertest.Start(t)
 	c := srv.Dial(t)
 	ctx := servertest.Context(t)
-	data := randomBytes(3*1024*1024+5, 42)
+	data := randBytes(3*1024*1024+5, 42)
 	half := int64(len(data) / 2)
 	if n, err := c.PutFile(ctx, "big", bytes.NewReader(data[:half]), 0, client.WithStop(), client.WithBufferSize(256*1024)); err != nil || n != half {
 		t.Fatalf("first part: %d %v", n, err)
@@ -363,7 +346,7 @@ func (w *cancelWriter) Write(p []byte) (int, error) {
 func TestHPFClientCancel(t *testing.T) {
 	srv := servertest.Start(t)
 	c := srv.Dial(t)
-	data := randomBytes(4*1024*1024, 7)
+	data := randBytes(4*1024*1024, 7)
 	writeRoot(t, srv, "src", data)
 	for _, can := range []bool{false, true} {
 		ctx, cancel := context.WithCancel(servertest.Context(t))
@@ -410,7 +393,7 @@ func TestHPFServerCancel(t *testing.T) {
 	srv := servertest.Start(t)
 	c := srv.Dial(t)
 	ctx := servertest.Context(t)
-	data := randomBytes(2*1024*1024, 9)
+	data := randBytes(2*1024*1024, 9)
 	writeRoot(t, srv, "src", data)
 	restore := server.SetHPFWriteFault(func(off int64, n int) error {
 		if off >= 512*1024 {
@@ -610,11 +593,11 @@ func TestHPFProtocolErrors(t *testing.T) {
 // keeps serving and leaks nothing (goleak checks at the end).
 func TestHPFDisconnect(t *testing.T) {
 	srv := servertest.Start(t)
-	writeRoot(t, srv, "big", randomBytes(8*1024*1024, 1))
+	writeRoot(t, srv, "big", randBytes(8*1024*1024, 1))
 	// Mid-PUT, inside a chunk.
 	conn := srv.DialHandshake(t)
 	hpfOpenRaw(t, conn, hpfBody("PUT", "up", 0, 1<<20, nil))
-	sendChunk(t, conn, randomBytes(1<<20, 2))
+	sendChunk(t, conn, randBytes(1<<20, 2))
 	conn.WriteFields(tfproto.Int64Field(1000), make([]byte, 10))
 	conn.NetConn().Close()
 	// Mid-GET, with the server blocked on a full socket.

@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"strings"
 	"syscall"
 	"time"
 
@@ -47,9 +48,6 @@ func isNoSpace(err error) bool {
 	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 }
 
-// isEscape reports a path that leaves the jail (answered FAILED 1 / -1).
-func isEscape(err error) bool { return errors.Is(vfs.MapError(err), vfs.ErrAccess) }
-
 // openRegular opens rel for reading through the session root without blocking
 // on FIFOs or devices, and fails unless it is a regular file.
 func (s *session) openRegular(rel string) (*os.File, error) {
@@ -80,7 +78,7 @@ func (s *session) openRegular(rel string) (*os.File, error) {
 // the connection); the client waits for a reply after each chunk, so the
 // session stays in step.
 func cmdSndFile(s *session, args string) error {
-	flag, p, ok := cutSP(args)
+	flag, p, ok := strings.Cut(args, " ")
 	if !ok {
 		return s.fail(tfproto.CodeMissingParam)
 	}
@@ -150,7 +148,7 @@ func (s *session) checkTarget(rel string, overwrite bool) (tfproto.Code, bool) {
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return 0, true
-	case err != nil && isEscape(err):
+	case err != nil && vfs.IsEscape(err):
 		return tfproto.CodeAccessDenied, false
 	case err != nil:
 		// ENOTDIR (a file in the middle of the path) and the like: the
@@ -162,7 +160,7 @@ func (s *session) checkTarget(rel string, overwrite bool) (tfproto.Code, bool) {
 		switch {
 		case err == nil:
 			fi = target
-		case isEscape(err):
+		case vfs.IsEscape(err):
 			return tfproto.CodeAccessDenied, false
 		default:
 			fi = nil // dangling: replaced like a file
@@ -202,16 +200,6 @@ func (s *session) armIdle() {
 	if idle := s.srv.Config().IdleTimeout; idle > 0 {
 		s.nc.SetReadDeadline(time.Now().Add(idle))
 	}
-}
-
-// cutSP splits at the first SP; ok is false when there is none.
-func cutSP(s string) (before, after string, ok bool) {
-	for i := 0; i < len(s); i++ {
-		if s[i] == ' ' {
-			return s[:i], s[i+1:], true
-		}
-	}
-	return s, "", false
 }
 
 // SUP path: the client streams raw chunks at once, with no reply before the
@@ -443,7 +431,7 @@ func cmdSHA256(s *session, args string) error {
 	}
 	f, err := s.openRegular(rel)
 	if err != nil {
-		if isEscape(err) {
+		if vfs.IsEscape(err) {
 			return s.fail(tfproto.CodeAccessDenied)
 		}
 		return s.fail(tfproto.CodeSHA256)

@@ -97,7 +97,7 @@ func visibleNames(t *testing.T, dir string) []string {
 	return out
 }
 
-func readFile(t *testing.T, name string) []byte {
+func readFile(t testing.TB, name string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(name)
 	if err != nil {
