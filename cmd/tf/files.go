@@ -191,14 +191,21 @@ tf rm -r build`,
 				return nil
 			})
 		}})
-	register("mv", verb{usage: "mv OLD NEW", summary: "rename or move a file or directory (RENAM)",
+	register("mv", verb{usage: "mv OLD NEW", summary: "rename or move a file or directory (RENAM); NEW may be an existing directory, as with mv(1)",
 		examples: `tf mv draft.txt final.txt
-tf mv inbox/report.pdf archive/report.pdf`,
+tf mv inbox/report.pdf archive/report.pdf
+tf mv report.pdf archive/        # into a directory, keeping the name`,
 		run: func(ctx context.Context, e *env, args []string) error {
 			if len(args) != 2 {
 				return usageError("mv needs OLD and NEW")
 			}
-			return withClient(ctx, e, func(c *client.Client) error { return c.Rename(ctx, args[0], args[1]) })
+			return withClient(ctx, e, func(c *client.Client) error {
+				dst, err := moveTarget(ctx, c, args[0], args[1])
+				if err != nil {
+					return err
+				}
+				return c.Rename(ctx, args[0], dst)
+			})
 		}})
 	register("cp", verb{usage: "cp [-r] SRC DST", summary: "copy a file (COPY; -r a directory tree, CPDIR) on the server; DST must not exist",
 		examples: `tf cp report.pdf report-backup.pdf
@@ -325,4 +332,23 @@ func mkdirAll(ctx context.Context, c *client.Client, dir string) error {
 		}
 	}
 	return nil
+}
+
+// moveTarget is mv(1)'s rule: a NEW that ends in "/" or names an existing
+// directory receives OLD under its own base name. RENAM itself is rename(2),
+// which refuses a directory as the new name.
+func moveTarget(ctx context.Context, c *client.Client, old, dst string) (string, error) {
+	base := path.Base(strings.TrimRight(old, "/"))
+	if strings.HasSuffix(dst, "/") {
+		return dst + base, nil
+	}
+	fi, err := c.Stat(ctx, dst)
+	var fe *tfproto.Error
+	switch {
+	case err == nil && fi.Type == 'D':
+		return dst + "/" + base, nil
+	case err == nil || errors.As(err, &fe):
+		return dst, nil // RENAM answers for a file or a missing NEW
+	}
+	return "", err
 }
