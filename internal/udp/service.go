@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/tfd-project/tfd/internal/tlb"
 )
 
@@ -41,8 +43,19 @@ const (
 	PickerIdle = 2 * time.Minute
 )
 
+// DefaultTLBRate bounds UDP_TLB answers per second, all sources together. A
+// 1-byte UDP_TLB request gets up to ~50 bytes back to an address nobody
+// verified, which makes an unbounded UDP_TLB a reflection amplifier; at this
+// rate the worst case is ~50 KB/s, far above what clients asking once before
+// they connect need. Requests over the rate get no reply (clients retry).
+const DefaultTLBRate = 1000
+
 // Handler answers the UDP services. Its methods are safe for concurrent use.
 type Handler struct {
+	// TLBRate is the most UDP_TLB answers per second (0: DefaultTLBRate;
+	// negative: unlimited).
+	TLBRate int
+
 	// Sessions is where PROCHECK and SOCKCHECK look keys up.
 	Sessions *Registry
 	// Pool returns the TLB pool UDP_TLB answers from (nil or a nil result:
@@ -54,6 +67,32 @@ type Handler struct {
 	mu      sync.Mutex
 	pickers map[string]*pickerEntry
 	now     func() time.Time
+
+	limitOnce sync.Once
+	limit     *rate.Limiter // nil: unlimited
+}
+
+// allowTLB reports whether one more UDP_TLB answer fits the rate.
+func (h *Handler) allowTLB() bool {
+	h.limitOnce.Do(func() {
+		r := h.TLBRate
+		if r == 0 {
+			r = DefaultTLBRate
+		}
+		if r > 0 {
+			h.limit = rate.NewLimiter(rate.Limit(r), r)
+		}
+	})
+	if h.limit == nil {
+		return true
+	}
+	h.mu.Lock()
+	if h.now == nil {
+		h.now = time.Now
+	}
+	now := h.now()
+	h.mu.Unlock()
+	return h.limit.AllowN(now, 1)
 }
 
 type pickerEntry struct {
@@ -63,7 +102,7 @@ type pickerEntry struct {
 
 // Handle returns the reply to one request datagram from the source named from
 // (used only to keep UDP_TLB's rotation per source), or nil when the request
-// gets no reply: an empty datagram or an unknown type.
+// gets no reply: an empty datagram, an unknown type, or a UDP_TLB over the rate.
 func (h *Handler) Handle(pkt []byte, from string) []byte {
 	if len(pkt) == 0 {
 		return nil
@@ -88,6 +127,9 @@ func (h *Handler) Handle(pkt []byte, from string) []byte {
 		// reference's %d turns it negative above 2^31-1).
 		return append(strconv.AppendUint([]byte{statusOK}, uint64(s.OOB()), 10), 0)
 	case TLB:
+		if !h.allowTLB() {
+			return nil
+		}
 		tuple, err := h.nextTuple(from)
 		if err != nil {
 			return []byte{statusFail}

@@ -142,6 +142,36 @@ func TestPickersBounded(t *testing.T) {
 	}
 }
 
+// TestTLBRateBounded: UDP_TLB answers beyond the rate get no reply, so the
+// service cannot be used to reflect unbounded traffic; the budget refills with
+// time, and the other checks are not limited.
+func TestTLBRateBounded(t *testing.T) {
+	clock := time.Unix(1000, 0)
+	h := &Handler{TLBRate: 5, Pool: func() tlb.Pool { return fakePool{n: 2} }, now: func() time.Time { return clock }}
+	answered := 0
+	for i := range 20 {
+		if h.Handle([]byte{3}, fmt.Sprint("victim:", i)) != nil {
+			answered++
+		}
+	}
+	if answered != 5 {
+		t.Fatalf("%d of 20 UDP_TLB answered at one instant, want the burst of 5", answered)
+	}
+	if r := h.Handle([]byte{0}, "victim:1"); !bytes.Equal(r, []byte{1}) {
+		t.Fatalf("HOSTCHECK limited too: %q", r)
+	}
+	clock = clock.Add(time.Second)
+	if h.Handle([]byte{3}, "victim:1") == nil {
+		t.Fatal("no answer after the budget refilled")
+	}
+	unlimited := &Handler{TLBRate: -1, Pool: func() tlb.Pool { return fakePool{n: 2} }, now: func() time.Time { return clock }}
+	for i := range 5000 {
+		if unlimited.Handle([]byte{3}, "s") == nil {
+			t.Fatalf("unlimited handler refused request %d", i)
+		}
+	}
+}
+
 func TestRegistryKeys(t *testing.T) {
 	reg := NewRegistry()
 	var mu sync.Mutex
