@@ -55,42 +55,8 @@ func (c *Cipher) Reset(key []byte) {
 
 // Encrypt enciphers src into dst as one cipher call. dst and src may be the same
 // slice; dst must be at least len(src) long.
-func (c *Cipher) Encrypt(dst, src []byte) {
-	dst = dst[:len(src)]
-	key, s, L := c.key, c.seed, len(c.key)
-	k := 0
-	for i, b := range src {
-		hi := byte(s >> 56)
-		dst[i] = (b ^ key[k]) + hi
-		s = s*((s>>8)&0xFFFFFFFF) + ((s >> 40) & 0xFFFF)
-		if s == 0 {
-			s = binary.LittleEndian.Uint64(key)
-		}
-		key[k] = byte(s)
-		if k++; k == L {
-			k = 0
-		}
-	}
-	c.seed = s
-}
+func (c *Cipher) Encrypt(dst, src []byte) { c.encryptAt(dst, src, 0) }
 
 // Decrypt deciphers src into dst as one cipher call. dst and src may be the same
 // slice; dst must be at least len(src) long.
-func (c *Cipher) Decrypt(dst, src []byte) {
-	dst = dst[:len(src)]
-	key, s, L := c.key, c.seed, len(c.key)
-	k := 0
-	for i, b := range src {
-		hi := byte(s >> 56)
-		dst[i] = (b - hi) ^ key[k]
-		s = s*((s>>8)&0xFFFFFFFF) + ((s >> 40) & 0xFFFF)
-		if s == 0 {
-			s = binary.LittleEndian.Uint64(key)
-		}
-		key[k] = byte(s)
-		if k++; k == L {
-			k = 0
-		}
-	}
-	c.seed = s
-}
+func (c *Cipher) Decrypt(dst, src []byte) { c.decryptAt(dst, src, 0) }
