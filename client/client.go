@@ -95,6 +95,9 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 		tc.SetNoDelay(true)
 	}
 	c := &Client{nc: nc, conn: tfproto.NewConn(nc), key: key}
+	// Servers that send a header and its body in two writes (the reference)
+	// would otherwise wait for our delayed ACK on every reply.
+	c.conn.AfterRead = tfproto.QuickAck(nc)
 	err = c.exchange(ctx, func() error {
 		return tfproto.ClientHandshake(c.conn, opts.Proto, opts.Hash, pub, key)
 	})

@@ -5,6 +5,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tfd-project/tfd/tfproto"
 )
 
 func errTooManyFiles() error { return syscall.EMFILE }
@@ -32,9 +34,5 @@ func tuneConn(nc net.Conn) (quickAck func()) {
 		unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_KEEPCNT, 9)
 		unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, (3600+75*9)*1000-1)
 	})
-	return func() {
-		raw.Control(func(fd uintptr) {
-			unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_QUICKACK, 1)
-		})
-	}
+	return tfproto.QuickAck(nc)
 }
