@@ -452,8 +452,10 @@ func cmdInjail(s *session, args string) error {
 	if err != nil {
 		return s.failErr(err, tfproto.CodeJailACL)
 	}
-	s.fs.Close()
-	s.fs = jail
+	if s.ownFS {
+		s.fs.Close()
+	}
+	s.fs, s.ownFS = jail, true
 	s.jailed = true
 	s.log.Info("injail", "dir", rel)
 	return s.ok()

@@ -25,6 +25,7 @@ import (
 	"github.com/tfd-project/tfd/internal/metrics"
 	"github.com/tfd-project/tfd/internal/notify"
 	"github.com/tfd-project/tfd/internal/tlb"
+	"github.com/tfd-project/tfd/internal/vfs"
 	"github.com/tfd-project/tfd/tfproto"
 )
 
@@ -55,6 +56,10 @@ type Server struct {
 	chk netcheckServer
 	// ntfy is the notification family's inotify hub, shared by its sessions.
 	ntfy *notify.Hub
+	// rootFS is the dbdir's jail, one descriptor shared by every session that
+	// has not INJAILed (os.Root is safe for concurrent use); sessions never
+	// close it.
+	rootFS *vfs.FS
 	// metrics is nil when metrics are off (its methods are nil-safe).
 	metrics *metrics.Metrics
 	// auth is the auth family's state (cmd_auth.go).
@@ -101,12 +106,17 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Server, error) 
 	if !st.IsDir() {
 		return nil, fmt.Errorf("dbdir %s is not a directory", cfg.DBDir)
 	}
-	s := &Server{cfg: cfg, priv: priv, log: log, sessions: make(map[*session]struct{})}
+	root, err := vfs.Open(cfg.DBDir)
+	if err != nil {
+		return nil, fmt.Errorf("dbdir: %w", err)
+	}
+	s := &Server{cfg: cfg, priv: priv, log: log, sessions: make(map[*session]struct{}), rootFS: root}
 	s.live.Store(cfg)
 	for _, o := range opts {
 		o(s)
 	}
 	if err := s.startFamilies(); err != nil {
+		root.Close()
 		return nil, err // startFamilies stopped what it had started
 	}
 	return s, nil
@@ -242,5 +252,6 @@ func (s *Server) shutdown() {
 		<-done
 	}
 	s.stopFamilies()
+	s.rootFS.Close()
 	s.log.Info("stopped")
 }

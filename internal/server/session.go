@@ -25,8 +25,10 @@ type session struct {
 	log   *slog.Logger
 	start time.Time
 
-	// fs is the session's jailed root: the dbdir, or the INJAIL directory.
-	fs *vfs.FS
+	// fs is the session's jailed root: the server's shared dbdir root, or the
+	// session's own INJAIL directory (ownFS).
+	fs    *vfs.FS
+	ownFS bool
 	// loggedIn is true once LOGIN succeeded, or from the handshake on in
 	// single-user mode.
 	loggedIn bool
@@ -67,7 +69,7 @@ func (s *session) serve(ctx context.Context) {
 			s.log.Error("session panic", "panic", r)
 		}
 		s.endFamilies()
-		if s.fs != nil {
+		if s.ownFS {
 			s.fs.Close()
 		}
 		s.conn.Close()
@@ -151,12 +153,7 @@ func (s *session) handshake() error {
 		s.conn.WriteFrameString(tfproto.CodeInvalidHash.Line())
 		return handshakeError{"hash", errors.New("invalid hash")}
 	}
-	fs, err := vfs.Open(cfg.DBDir)
-	if err != nil {
-		s.conn.WriteFrameString(tfproto.CodeAccessDenied.Line())
-		return err
-	}
-	s.fs = fs
+	s.fs = s.srv.rootFS // shared until INJAIL gives the session a root of its own
 	s.loggedIn = !cfg.MultiUser()
 	if err := s.startPersona(); err != nil {
 		return err
