@@ -3,9 +3,6 @@ package server_test
 import (
 	"bytes"
 	"io"
-	"net/http"
-	"net/http/httptest"
-	"strings"
 	"testing"
 
 	"github.com/tfd-project/tfd/internal/metrics"
@@ -37,25 +34,12 @@ func TestTransferMetrics(t *testing.T) {
 	}
 	c.Close()
 	srv.Stop()
-	hs := httptest.NewServer(m.Handler())
-	defer hs.Close()
-	resp, err := http.Get(hs.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	text := string(body)
-	for _, want := range []string{
+	scrapeUntil(t, m, []string{
 		`tfd_transfer_bytes_total{command="SNDFILE"} 1000`,
 		`tfd_transfer_bytes_total{command="SUP"} 300`,
 		`tfd_transfer_bytes_total{command="SDOWN"} 300`,
 		`tfd_transfer_duration_seconds_count{command="SNDFILE"} 1`,
 		`tfd_commands_total{command="SNDFILE",result="12"} 1`,
 		`tfd_commands_total{command="NIGMA",result="OK"} 1`,
-	} {
-		if !strings.Contains(text, want+"\n") {
-			t.Errorf("metrics lack %q", want)
-		}
-	}
+	})
 }
